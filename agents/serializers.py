@@ -1,0 +1,137 @@
+"""Input and output shapes of the agents API. Validation only; no business logic."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from agents.models import KNOWN_TOOLS, PERMISSION_MODES, Agent, Skill, env_name_validator
+
+RESERVED_ENV_PREFIXES = ("ANTHROPIC_", "CLAUDE_CODE_", "RUNTIME_", "AGENT_STUDIO_")
+MAX_ENV_VALUE = 32 * 1024
+MAX_SKILLS = 50
+MAX_SECRETS = 100
+
+
+def validate_env_names(value: dict, *, allow_reserved: bool = False) -> dict:
+    if not isinstance(value, dict):
+        raise serializers.ValidationError("Must be an object of NAME: value.")
+    if len(value) > 200:
+        raise serializers.ValidationError("At most 200 variables.")
+    for name, item in value.items():
+        env_name_validator(name)
+        if not allow_reserved and name.upper().startswith(RESERVED_ENV_PREFIXES):
+            raise serializers.ValidationError(f"{name} is reserved for the studio.")
+        if not isinstance(item, str):
+            raise serializers.ValidationError(f"{name} must be a string.")
+        if len(item) > MAX_ENV_VALUE:
+            raise serializers.ValidationError(f"{name} is longer than {MAX_ENV_VALUE} characters.")
+        if "\x00" in item:
+            raise serializers.ValidationError(f"{name} must not contain NUL bytes.")
+    return value
+
+
+class SkillSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Skill
+        fields = ["name", "description", "body"]
+        # Uniqueness per agent is checked across the submitted list below.
+        validators = []
+
+
+class SecretNameSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    updated_at = serializers.DateTimeField()
+
+
+class AgentInputSerializer(serializers.ModelSerializer):
+    skills = SkillSerializer(many=True, required=False)
+    secrets = serializers.DictField(
+        child=serializers.CharField(allow_null=True, allow_blank=False, max_length=MAX_ENV_VALUE),
+        required=False,
+        write_only=True,
+        help_text="NAME: value sets or replaces a secret; NAME: null removes it. "
+        "Secrets not named are kept. Values are never returned.",
+    )
+    allowed_tools = serializers.ListField(
+        child=serializers.ChoiceField(choices=KNOWN_TOOLS), required=False, max_length=50
+    )
+    permission_mode = serializers.ChoiceField(choices=PERMISSION_MODES, required=False)
+
+    class Meta:
+        model = Agent
+        fields = [
+            "name",
+            "description",
+            "system_prompt",
+            "model",
+            "allowed_tools",
+            "max_turns",
+            "permission_mode",
+            "sandbox_backend",
+            "template",
+            "timeout_seconds",
+            "env",
+            "skills",
+            "secrets",
+        ]
+
+    def validate_name(self, value: str) -> str:
+        if not value.strip():
+            raise serializers.ValidationError("Name must not be blank.")
+        return value.strip()
+
+    def validate_allowed_tools(self, value: list[str]) -> list[str]:
+        return list(dict.fromkeys(value))
+
+    def validate_env(self, value):
+        return validate_env_names(value)
+
+    def validate_skills(self, value: list[dict]) -> list[dict]:
+        if len(value) > MAX_SKILLS:
+            raise serializers.ValidationError(f"At most {MAX_SKILLS} skills.")
+        names = [s["name"] for s in value]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise serializers.ValidationError(f"Duplicate skill name: {', '.join(duplicates)}.")
+        return value
+
+    def validate_secrets(self, value: dict) -> dict:
+        if len(value) > MAX_SECRETS:
+            raise serializers.ValidationError(f"At most {MAX_SECRETS} secrets.")
+        for name in value:
+            env_name_validator(name)
+            if name.upper().startswith(RESERVED_ENV_PREFIXES):
+                raise serializers.ValidationError(f"{name} is reserved for the studio.")
+        return value
+
+
+class AgentOutputSerializer(serializers.ModelSerializer):
+    skills = SkillSerializer(many=True, read_only=True)
+    secrets = serializers.SerializerMethodField(
+        help_text="Names of the secrets set on this agent; values are never returned."
+    )
+
+    class Meta:
+        model = Agent
+        fields = [
+            "id",
+            "name",
+            "description",
+            "system_prompt",
+            "model",
+            "allowed_tools",
+            "max_turns",
+            "permission_mode",
+            "sandbox_backend",
+            "template",
+            "timeout_seconds",
+            "env",
+            "skills",
+            "secrets",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+    def get_secrets(self, agent: Agent) -> list[str]:
+        return [s.name for s in agent.secrets.all()]
