@@ -119,6 +119,8 @@ else:
                 "transaction_mode": "IMMEDIATE",
                 "timeout": 20,
             },
+            # A file, not :memory:, so servers the tests start in other processes share it.
+            "TEST": {"NAME": str(DATA_DIR / "test.sqlite3")},
         }
     }
 
