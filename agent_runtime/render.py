@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 from typing import Any
 
 DIM, RED, GREEN, YELLOW, BOLD, ITALIC, RESET = (
@@ -130,7 +131,9 @@ def _block_lines(block: Any, message_data: Any, cwd: str | None, error: bool) ->
     if kind in ("ToolUseBlock", "ServerToolUseBlock"):
         return [("tool_use", f"● {tool_summary(block.name, block.input, cwd)}", message_data)]
     if kind == "ToolResultBlock":
-        return [("tool_result", format_tool_result(block.content, bool(block.is_error)), message_data)]
+        return [
+            ("tool_result", format_tool_result(block.content, bool(block.is_error)), message_data)
+        ]
     if kind == "ServerToolResultBlock":
         return [("tool_result", format_tool_result(json.dumps(block.content)), message_data)]
     return [("system", dim(f"[{kind}]"), message_data)]
@@ -199,3 +202,11 @@ def render_result(result: dict[str, Any]) -> str:
     if status == "cancelled":
         return f"{YELLOW}■ {text}{RESET}"
     return red(f"✗ {text}")
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def strip_ansi(text: str) -> str:
+    """The text without ANSI colour codes (for plain-text views and tests)."""
+    return _ANSI.sub("", text)

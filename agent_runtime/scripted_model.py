@@ -131,7 +131,11 @@ def _check_script(script: dict[str, Any]) -> dict[str, Any]:
 def _normalise_turn(turn: Any) -> dict[str, Any]:
     if isinstance(turn, list):
         return {"blocks": turn}
-    return {"blocks": turn.get("blocks", []), "delay": turn.get("delay"), "error": turn.get("error")}
+    return {
+        "blocks": turn.get("blocks", []),
+        "delay": turn.get("delay"),
+        "error": turn.get("error"),
+    }
 
 
 def _is_tool_result(message: dict[str, Any]) -> bool:
@@ -240,7 +244,9 @@ class _Handler(BaseHTTPRequestHandler):
         if turn.get("error"):
             error = turn["error"]
             message = error.get("message", "scripted error")
-            return self._error(int(error.get("status", 500)), error.get("type", "api_error"), message)
+            return self._error(
+                int(error.get("status", 500)), error.get("type", "api_error"), message
+            )
         model_name = body.get("model") or "claude-sonnet-4-5"
         events = sse_events(turn, model_name, _estimate_tokens(body.get("messages")))
         if not body.get("stream"):

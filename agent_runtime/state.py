@@ -219,3 +219,19 @@ class SessionDir:
     def write_ingest(self, ingest: dict[str, Any]) -> None:
         """Store the ingest target (owner-only: it holds the session's ingest token)."""
         write_json_atomic(self.path / "ingest.json", ingest, mode=0o600)
+
+
+def last_record(path: Path, tail: int = 256 * 1024) -> dict[str, Any] | None:
+    """The last complete record of a JSONL file, reading only its tail when it can."""
+    try:
+        with path.open("rb") as f:
+            size = f.seek(0, os.SEEK_END)
+            f.seek(max(0, size - tail))
+            chunk = f.read()
+    except FileNotFoundError:
+        return None
+    if size > tail and chunk.count(b"\n") < 2:  # one huge record: read it all, not guess
+        chunk = path.read_bytes()
+    complete = chunk[: chunk.rfind(b"\n") + 1].rstrip(b"\n")  # a torn tail is not a record
+    last = complete.rsplit(b"\n", 1)[-1]
+    return json.loads(last) if last else None
