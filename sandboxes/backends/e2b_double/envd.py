@@ -1,0 +1,280 @@
+"""envd for double sandboxes: the Connect RPC services the e2b package ships the server
+classes for, plus `GET/POST /files` and `/health`.
+
+One server stands for E2B's sandbox edge (`https://sandbox.e2b.app`): like the real one it
+routes each request by the `E2b-Sandbox-Id` header, answers 502 "... was not found" for a
+sandbox that is gone, and envd checks `X-Access-Token`.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import posixpath
+import shutil
+import signal
+import stat as stat_mod
+from email.parser import BytesParser
+from email.policy import HTTP
+from urllib.parse import parse_qs
+
+from connectrpc.code import Code
+from connectrpc.errors import ConnectError
+from e2b.envd.client_shared import ENVD_JSON_CODEC
+from e2b.envd.filesystem import filesystem_pb
+from e2b.envd.filesystem.filesystem_connect import Filesystem, FilesystemASGIApplication
+from e2b.envd.process import process_pb
+from e2b.envd.process.process_connect import Process, ProcessASGIApplication
+from protobuf import Oneof
+
+from .http import read_body, send_bytes, send_json
+
+HOME = "/home/user"
+
+
+def _sandbox(double, headers):
+    sbx = double.sandboxes.get(headers.get("e2b-sandbox-id", ""))
+    if sbx is None or sbx.state != "running":
+        raise ConnectError(Code.UNAVAILABLE, "The sandbox was not found")
+    return sbx
+
+
+def _absolute(path: str) -> str:
+    return posixpath.normpath(posixpath.join(HOME, path or "."))
+
+
+class ProcessService(Process):
+    def __init__(self, double):
+        self.double = double
+
+    def _proc(self, sbx, selector):
+        for proc in sbx.procs.values():
+            if (selector.selector.field == "pid" and proc.pid == selector.selector.value) or (
+                selector.selector.field == "tag" and proc.tag == selector.selector.value
+            ):
+                return proc
+        raise ConnectError(Code.NOT_FOUND, "process not found")
+
+    async def start(self, request, ctx):
+        sbx = _sandbox(self.double, ctx.request_headers)
+        config = request.process
+        if config.has_field("cwd") and config.cwd:
+            cwd = _absolute(config.cwd)
+            host = sbx.host_path(sbx.resolve(cwd))
+            if host is None or not host.is_dir():
+                raise ConnectError(Code.INVALID_ARGUMENT, f"cwd '{cwd}' does not exist")
+            config.cwd = cwd
+        proc = await sbx.spawn(config, stdin=bool(request.stdin))
+        if request.has_field("tag"):
+            proc.tag = request.tag
+        start = process_pb.ProcessEvent.StartEvent(pid=proc.pid)
+        yield process_pb.StartResponse(event=process_pb.ProcessEvent(event=Oneof("start", start)))
+        async for event in proc.follow(0):
+            yield process_pb.StartResponse(event=event)
+
+    async def connect(self, request, ctx):
+        sbx = _sandbox(self.double, ctx.request_headers)
+        proc = self._proc(sbx, request.process)
+        start = process_pb.ProcessEvent.StartEvent(pid=proc.pid)
+        yield process_pb.ConnectResponse(event=process_pb.ProcessEvent(event=Oneof("start", start)))
+        async for event in proc.follow(len(proc.events)):
+            yield process_pb.ConnectResponse(event=event)
+
+    async def list(self, request, ctx):
+        sbx = _sandbox(self.double, ctx.request_headers)
+        return process_pb.ListResponse(
+            processes=[
+                process_pb.ProcessInfo(config=p.config, pid=p.pid, tag=p.tag)
+                for p in sbx.procs.values()
+            ]
+        )
+
+    async def send_signal(self, request, ctx):
+        sbx = _sandbox(self.double, ctx.request_headers)
+        proc = self._proc(sbx, request.process)
+        sig = signal.SIGTERM if request.signal == process_pb.Signal.SIGTERM else signal.SIGKILL
+        proc.kill(sig)
+        return process_pb.SendSignalResponse()
+
+    async def send_input(self, request, ctx):
+        sbx = _sandbox(self.double, ctx.request_headers)
+        proc = self._proc(sbx, request.process)
+        if proc.popen.stdin is None:
+            raise ConnectError(Code.FAILED_PRECONDITION, "stdin is not enabled")
+        proc.popen.stdin.write(request.input.input.value)
+        await proc.popen.stdin.drain()
+        return process_pb.SendInputResponse()
+
+    async def close_stdin(self, request, ctx):
+        sbx = _sandbox(self.double, ctx.request_headers)
+        proc = self._proc(sbx, request.process)
+        if proc.popen.stdin is not None:
+            proc.popen.stdin.close()
+        return process_pb.CloseStdinResponse()
+
+
+def _entry(sbx, path: str) -> filesystem_pb.EntryInfo:
+    """EntryInfo for a sandbox path whose parent directories are already resolved."""
+    host = sbx.host_path(path)
+    if host is None or not (host.exists() or host.is_symlink()):
+        raise ConnectError(Code.NOT_FOUND, f"path '{path}' does not exist")
+    st = host.lstat()
+    is_link = stat_mod.S_ISLNK(st.st_mode)
+    target = sbx.host_path(sbx.resolve(path)) if is_link else host
+    is_dir = target is not None and target.is_dir()
+    entry = filesystem_pb.EntryInfo(
+        name=posixpath.basename(path) or "/",
+        type=filesystem_pb.FileType.DIRECTORY if is_dir else filesystem_pb.FileType.FILE,
+        path=path,
+        size=st.st_size,
+        mode=stat_mod.S_IMODE(st.st_mode),
+        permissions=stat_mod.filemode(st.st_mode),
+        owner="user",
+        group="user",
+        is_symlink=is_link,
+    )
+    if is_link:
+        entry.symlink_target = os.readlink(host)
+    return entry
+
+
+def _parent_resolved(sbx, path: str) -> str:
+    path = _absolute(path)
+    return posixpath.join(sbx.resolve(posixpath.dirname(path)), posixpath.basename(path))
+
+
+class FilesystemService(Filesystem):
+    def __init__(self, double):
+        self.double = double
+
+    async def stat(self, request, ctx):
+        sbx = _sandbox(self.double, ctx.request_headers)
+        return filesystem_pb.StatResponse(entry=_entry(sbx, _parent_resolved(sbx, request.path)))
+
+    async def list_dir(self, request, ctx):
+        sbx = _sandbox(self.double, ctx.request_headers)
+        path = sbx.resolve(_absolute(request.path))
+        host = sbx.host_path(path)
+        if host is None or not host.exists():
+            raise ConnectError(Code.NOT_FOUND, f"path '{request.path}' does not exist")
+        if not host.is_dir():
+            raise ConnectError(Code.INVALID_ARGUMENT, f"path '{request.path}' is not a directory")
+        entries, todo = [], [(path, 1)]
+        while todo:
+            directory, level = todo.pop(0)
+            for name in sorted(os.listdir(sbx.host_path(directory))):
+                entry = _entry(sbx, posixpath.join(directory, name))
+                entries.append(entry)
+                is_dir = entry.type == filesystem_pb.FileType.DIRECTORY
+                if is_dir and not entry.is_symlink and level < max(request.depth, 1):
+                    todo.append((entry.path, level + 1))
+        return filesystem_pb.ListDirResponse(entries=entries)
+
+    async def make_dir(self, request, ctx):
+        sbx = _sandbox(self.double, ctx.request_headers)
+        path = _parent_resolved(sbx, request.path)
+        host = sbx.host_path(path)
+        if host is None:
+            raise ConnectError(Code.PERMISSION_DENIED, f"cannot create '{path}'")
+        if host.exists():
+            raise ConnectError(Code.ALREADY_EXISTS, f"'{path}' already exists")
+        host.mkdir(parents=True)
+        return filesystem_pb.MakeDirResponse(entry=_entry(sbx, path))
+
+    async def remove(self, request, ctx):
+        sbx = _sandbox(self.double, ctx.request_headers)
+        host = sbx.host_path(_parent_resolved(sbx, request.path))
+        if host is None or not (host.exists() or host.is_symlink()):
+            raise ConnectError(Code.NOT_FOUND, f"path '{request.path}' does not exist")
+        if host.is_dir() and not host.is_symlink():
+            shutil.rmtree(host)
+        else:
+            host.unlink()
+        return filesystem_pb.RemoveResponse()
+
+    async def move(self, request, ctx):
+        sbx = _sandbox(self.double, ctx.request_headers)
+        source = sbx.host_path(_parent_resolved(sbx, request.source))
+        destination_path = _parent_resolved(sbx, request.destination)
+        destination = sbx.host_path(destination_path)
+        if source is None or not source.exists() or destination is None:
+            raise ConnectError(Code.NOT_FOUND, f"path '{request.source}' does not exist")
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(source, destination)
+        return filesystem_pb.MoveResponse(entry=_entry(sbx, destination_path))
+
+
+class EnvdEdge:
+    """ASGI app: the sandbox edge plus envd of every double sandbox."""
+
+    def __init__(self, double):
+        self.double = double
+        codecs = [ENVD_JSON_CODEC]
+        self.process = ProcessASGIApplication(ProcessService(double), codecs=codecs)
+        self.filesystem = FilesystemASGIApplication(FilesystemService(double), codecs=codecs)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        sandbox_id = headers.get("e2b-sandbox-id", "")
+        sbx = self.double.sandboxes.get(sandbox_id)
+        if sbx is None or sbx.state != "running":
+            message = f"The sandbox {sandbox_id} was not found"
+            return await send_json(send, 502, {"code": 502, "message": message})
+        if headers.get("x-access-token") != sbx.access_token:
+            message = "unauthorized access, please provide a valid access token"
+            return await send_json(send, 401, {"code": 401, "message": message})
+        path = scope["path"]
+        if path.startswith(self.process.path + "/"):
+            return await self.process(scope, receive, send)
+        if path.startswith(self.filesystem.path + "/"):
+            return await self.filesystem(scope, receive, send)
+        if path == "/health":
+            return await send_bytes(send, 204, b"")
+        if path == "/files":
+            query = {k: v[0] for k, v in parse_qs(scope["query_string"].decode()).items()}
+            if scope["method"] == "GET":
+                return await self._download(send, sbx, query)
+            if scope["method"] == "POST":
+                return await self._upload(receive, send, sbx, query, headers)
+        await send_json(send, 404, {"code": 404, "message": "not found"})
+
+    async def _download(self, send, sbx, query):
+        path = sbx.resolve(_absolute(query.get("path", "")))
+        host = sbx.host_path(path)
+        if host is None or not host.exists():
+            return await send_json(send, 404, {"code": 404, "message": f"'{path}' not found"})
+        if host.is_dir():
+            message = f"'{path}' is a directory"
+            return await send_json(send, 400, {"code": 400, "message": message})
+        await send_bytes(send, 200, host.read_bytes(), "application/octet-stream")
+
+    async def _upload(self, receive, send, sbx, query, headers):
+        body = await read_body(receive)
+        if headers.get("content-encoding") == "gzip":
+            body = gzip.decompress(body)
+        content_type = headers.get("content-type", "")
+        if content_type.startswith("multipart/form-data"):
+            head = f"Content-Type: {content_type}\r\n\r\n".encode()
+            message = BytesParser(policy=HTTP).parsebytes(head + body)
+            parts = list(message.iter_parts())
+            files = [
+                (query["path"] if len(parts) == 1 and "path" in query else p.get_filename(),
+                 p.get_payload(decode=True) or b"")
+                for p in parts
+            ]  # fmt: skip
+        else:
+            files = [(query.get("path", ""), body)]
+        written = []
+        for name, data in files:
+            path = sbx.resolve(_absolute(name))
+            host = sbx.host_path(path)
+            if host is None or (host.exists() and host.is_dir()):
+                message = f"cannot write '{path}': permission denied or a directory"
+                return await send_json(send, 403, {"code": 403, "message": message})
+            host.parent.mkdir(parents=True, exist_ok=True)
+            host.write_bytes(data)
+            written.append({"name": posixpath.basename(path), "type": "file", "path": path})
+        await send_bytes(send, 200, json.dumps(written).encode(), "application/json")
