@@ -35,7 +35,9 @@ def default_tools() -> list[str]:
 
 class Agent(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="agents")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="agents"
+    )
     name = models.CharField(max_length=100)
     description = models.TextField(blank=True, max_length=2000)
     system_prompt = models.TextField(blank=True, max_length=100_000)

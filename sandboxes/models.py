@@ -74,6 +74,6 @@ class Sandbox(models.Model):
 
     @property
     def cost_usd(self) -> Decimal:
-        """Sandbox seconds × the rate in force when it was created."""
+        """Sandbox seconds times the rate in force when it was created."""
         seconds = Decimal(str(round(self.uptime_seconds, 3)))
         return (seconds * self.cost_per_second).quantize(Decimal("0.000001"))

@@ -28,7 +28,11 @@ def _check_broker() -> None:
         conn.ensure_connection(max_retries=1, timeout=2)
 
 
-CHECKS = {"database": _check_database, "channel_layer": _check_channel_layer, "broker": _check_broker}
+CHECKS = {
+    "database": _check_database,
+    "channel_layer": _check_channel_layer,
+    "broker": _check_broker,
+}
 
 
 @require_GET
@@ -42,4 +46,6 @@ def healthz(request):
         except Exception as exc:  # a probe reports every failure instead of raising
             ok = False
             results[name] = {"ok": False, "error": type(exc).__name__}
-    return JsonResponse({"status": "ok" if ok else "degraded", "checks": results}, status=200 if ok else 503)
+    return JsonResponse(
+        {"status": "ok" if ok else "degraded", "checks": results}, status=200 if ok else 503
+    )

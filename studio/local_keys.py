@@ -18,7 +18,9 @@ def load_or_create_local_keys(path: Path) -> dict[str, str]:
     missing = [k for k in KEYS if not keys.get(k)]
     if missing:
         for name in missing:
-            keys[name] = secrets.token_hex(8) if name == "STUDIO_INSTALL_ID" else secrets.token_urlsafe(48)
+            keys[name] = (
+                secrets.token_hex(8) if name == "STUDIO_INSTALL_ID" else secrets.token_urlsafe(48)
+            )
         # Write-then-rename so two processes starting at once never read half a file.
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from studio.dburl import database_from_url
 from studio.env import (
     ConfigError,
     env_bool,
@@ -20,7 +21,6 @@ from studio.env import (
     env_str,
 )
 from studio.local_keys import load_or_create_local_keys
-from studio.dburl import database_from_url
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("STUDIO_DATA_DIR", str(BASE_DIR / "data"))).resolve()
@@ -251,8 +251,9 @@ if not DEBUG:
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
     # Probes and sandboxes may talk plain HTTP on the private network.
     SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^api/internal/"]
-    SESSION_COOKIE_SECURE = True
-    CSRF_COOKIE_SECURE = True
+    # Behind TLS cookies must be Secure; a plain-HTTP staging setup can turn this off.
+    SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", True)
+    CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000, minimum=0)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True

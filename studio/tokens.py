@@ -13,7 +13,9 @@ from django.conf import settings
 
 
 def _hmac(message: str) -> str:
-    return hmac.new(settings.INTERNAL_API_KEY.encode(), message.encode(), hashlib.sha256).hexdigest()
+    return hmac.new(
+        settings.INTERNAL_API_KEY.encode(), message.encode(), hashlib.sha256
+    ).hexdigest()
 
 
 def session_token(session_id) -> str:

@@ -40,5 +40,5 @@ class _SessionUserMiddleware(AuthMiddleware):
         return await super().__call__(scope, receive, send)
 
 
-def TokenOrSessionAuthMiddleware(inner):  # noqa: N802 - reads like the Channels stacks
+def TokenOrSessionAuthMiddleware(inner):
     return CookieMiddleware(SessionMiddleware(_TokenAuthMiddleware(_SessionUserMiddleware(inner))))
