@@ -31,6 +31,7 @@ from e2b import (
     SandboxNotFoundException,
     SandboxNotRunningException,
     SandboxQuery,
+    SandboxUnreachableException,
     TimeoutException,
 )
 from e2b.connection_config import ConnectionConfig
@@ -213,7 +214,7 @@ class E2BBackend(SandboxBackend):
                 result = handle.wait(on_stdout=stdout.append, on_stderr=stderr.append)
             except CommandExitException as exc:
                 return ExecResult(exc.stdout, exc.stderr, exc.exit_code)
-            except SandboxNotRunningException:
+            except (SandboxNotRunningException, SandboxUnreachableException):
                 raise
             except TimeoutException:
                 with contextlib.suppress(SandboxException):
@@ -257,9 +258,9 @@ class E2BBackend(SandboxBackend):
         """Resolve symlinks inside the sandbox: only it knows where a link points."""
         with self._errors("check a path", external_id=sbx.sandbox_id):
             result = sbx.commands.run(
-                f"realpath -m -- {shlex.quote(path)}", timeout=HOUSEKEEPING_TIMEOUT
+                f"realpath -m -z -- {shlex.quote(path)}", timeout=HOUSEKEEPING_TIMEOUT
             )
-        real = result.stdout.strip()
+        real = result.stdout.removesuffix("\0")
         if real != WORKSPACE and not real.startswith(WORKSPACE + "/"):
             raise PathOutsideWorkspace(path)
 

@@ -323,3 +323,23 @@ def test_a_missing_api_key_says_what_to_set(e2b_double):
         backend.create(spec())
 
     assert caught.value.message.startswith("E2B_API_KEY is not set")
+
+
+def test_the_double_answers_the_sdk_like_e2b(e2b_backend, e2b_double):
+    s = spec(template="bare")
+    handle = e2b_backend.create(s)
+    opts = {"api_key": e2b_double.api_key, "api_url": e2b_double.api_url}
+
+    info = Sandbox.get_info(handle.external_id, **opts)
+    envd_without_token = httpx.get(
+        f"{e2b_double.sandbox_url}/files",
+        params={"path": "/workspace"},
+        headers={"E2b-Sandbox-Id": handle.external_id},
+    )
+
+    assert (info.template_id, info.state, info.metadata["sandbox_id"]) == (
+        "bare",
+        "running",
+        s.sandbox_id,
+    )
+    assert envd_without_token.status_code == 401

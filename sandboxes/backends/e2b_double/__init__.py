@@ -57,8 +57,8 @@ def _python_env() -> dict[str, str]:
 def runtime_template() -> DoubleTemplate:
     """The production template's start command, run by this interpreter."""
     return DoubleTemplate(
-        start_cmd=f"{sys.executable} -m agent_runtime serve --port {{port_8080}} "
-        "--workspace /workspace",
+        start_cmd=f"{sys.executable} -m agent_runtime serve --host 127.0.0.1 "
+        "--port {port_8080} --workspace /workspace",
         env={**_python_env(), "RUNTIME_TOKEN_FILE": RUNTIME_TOKEN_FILE},
     )
 
