@@ -110,7 +110,7 @@ class LocalBackend(SandboxBackend):
         ]
         self.runtime_dir = str(Path(runtime_dir).resolve())
         self.rlimits = {**local_jail.DEFAULT_RLIMITS, **(rlimits or {})}
-        local_jail.rlimit_prefix(self.rlimits)  # fail now on an unknown name
+        local_jail.check_rlimits(self.rlimits)
         self.tmpfs_bytes = tmpfs_bytes
         self.max_output_bytes = max_output_bytes
         self.max_read_bytes = max_read_bytes

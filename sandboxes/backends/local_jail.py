@@ -31,7 +31,7 @@ import stat
 import time
 from dataclasses import dataclass
 
-from sandboxes.backends.base import WORKSPACE
+from sandboxes.backends.base import WORKSPACE, BackendError
 
 HOME = "/home/agent"
 RUNTIME_MOUNT = "/opt/agent_studio"
@@ -50,17 +50,21 @@ RLIMITS = {
 DEFAULT_RLIMITS = {name: spec[2] for name, spec in RLIMITS.items()}
 
 
-def rlimit_prefix(rlimits: dict[str, int | None]) -> list[str]:
-    """`prlimit --as=N ... --` for the limits that are set (an empty list if none)."""
+def check_rlimits(rlimits: dict[str, int | None]) -> None:
     unknown = set(rlimits) - set(RLIMITS)
     if unknown:
         raise ValueError(f"Unknown rlimits: {sorted(unknown)}; known: {sorted(RLIMITS)}")
+
+
+def rlimit_prefix(rlimits: dict[str, int | None]) -> list[str]:
+    """`prlimit --as=N ... --` for the limits that are set (an empty list if none)."""
+    check_rlimits(rlimits)
     flags = [f"{RLIMITS[n][0]}={v}" for n, v in rlimits.items() if v is not None]
     if not flags:
         return []
     prlimit = shutil.which("prlimit")
     if not prlimit:
-        raise RuntimeError("prlimit (util-linux) is needed to apply sandbox rlimits.")
+        raise BackendError("Local sandboxes need prlimit (util-linux) to apply their limits.")
     return [prlimit, *flags, "--"]
 
 
