@@ -14,7 +14,7 @@ import time
 from datetime import UTC, datetime
 from urllib.parse import parse_qs, parse_qsl, unquote
 
-from .http import read_body, send_bytes, send_json
+from .asgi import read_body, send_bytes, send_json
 from .sandbox import DoubleSandbox
 
 ENVD_VERSION = "0.6.7"

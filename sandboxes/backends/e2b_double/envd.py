@@ -28,7 +28,7 @@ from e2b.envd.process import process_pb
 from e2b.envd.process.process_connect import Process, ProcessASGIApplication
 from protobuf import Oneof
 
-from .http import read_body, send_bytes, send_json
+from .asgi import read_body, send_bytes, send_json
 
 HOME = "/home/user"
 
