@@ -301,7 +301,6 @@ class LocalBackend(SandboxBackend):
             port = _free_port(self.host)
             layout = self._layout(sandbox_dir)
             isolated = self.isolation == "bwrap"
-            workspace = WORKSPACE if isolated else layout.workspace
             env = self._base_env(
                 home=local_jail.HOME if isolated else layout.home,
                 pythonpath=(
@@ -309,6 +308,8 @@ class LocalBackend(SandboxBackend):
                 ),
                 marker=spec.sandbox_id,
             )
+            _write_profile(Path(layout.home), path=env["PATH"])
+            workspace = WORKSPACE if isolated else layout.workspace
             env.update(spec.env)
             env["RUNTIME_TOKEN"] = spec.runtime_token
             command = [
@@ -433,14 +434,22 @@ class LocalBackend(SandboxBackend):
 
     def set_timeout(self, external_id: str, seconds: int) -> None:
         """Record a deadline `seconds` from now (enforced lazily here and by the reaper)."""
+        self._load(external_id)  # SandboxGone (and killed) if already overdue
         with self._lock():
-            state = self._load(external_id)
+            path = self._sandbox_dir(external_id) / "state.json"
+            try:
+                state = json.loads(path.read_text())
+            except FileNotFoundError:
+                raise SandboxGone() from None
             state["deadline"] = time.time() + seconds
             self._save(state)
 
     def kill(self, external_id: str) -> None:
         """Kill every process of the sandbox (verified gone) and delete its directory."""
-        sandbox_dir = self._sandbox_dir(external_id)
+        try:
+            sandbox_dir = self._sandbox_dir(external_id)
+        except SandboxGone:
+            return  # not an id we could have made
         with self._lock():
             state_path = sandbox_dir / "state.json"
             with contextlib.suppress(FileNotFoundError):
@@ -482,6 +491,18 @@ class LocalBackend(SandboxBackend):
 
 
 # --- helpers ---------------------------------------------------------------------------
+
+
+def _write_profile(home: Path, *, path: str) -> None:
+    """A login shell (exec runs `bash -lc`) reads /etc/profile, which resets PATH for a
+    non-root user; ~/.profile puts back the one the runtime has, plus ~/.local/bin."""
+    profile = home / ".profile"
+    if not profile.exists():
+        profile.write_text(
+            "# Written by Agent Studio at sandbox creation; yours to change.\n"
+            f'PATH="$HOME/.local/bin:{path}"\n'
+            'if [ -n "$BASH_VERSION" ] && [ -f "$HOME/.bashrc" ]; then . "$HOME/.bashrc"; fi\n'
+        )
 
 
 def _free_port(host: str) -> int:

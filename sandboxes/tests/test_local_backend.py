@@ -135,10 +135,25 @@ def test_it_starts_a_runtime_that_answers_health_behind_its_token(backend, sandb
 
 def test_it_runs_commands_as_uid_1000_in_the_workspace(backend, sandbox):
     sid, _, _ = sandbox
-    result = backend.exec(sid, 'id -u; id -g; pwd; echo "$HOME"; echo "$FOO"', timeout=10)
+    result = backend.exec(
+        sid, 'id -u; id -g; pwd; echo "$HOME"; echo "$FOO"; command -v python', timeout=10
+    )
     assert result.exit_code == 0, result
     assert result.stdout.split("\n")[:5] == ["1000", "1000", "/workspace", "/home/agent", "bar"]
+    # The login shell keeps the runtime's PATH, so `python` is the runtime's interpreter.
+    assert result.stdout.split("\n")[5] == os.path.join(sys.prefix, "bin", "python")
     assert not result.timed_out
+
+
+def test_secrets_stay_out_of_argv(backend, sandbox):
+    _, _, token = sandbox  # handed to the runtime like every secret in spec.env
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
+            except OSError:
+                continue
+            assert token.encode() not in cmdline
 
 
 def test_host_files_are_invisible_inside(backend, sandbox, data_dir, tmp_path):
@@ -348,6 +363,7 @@ def test_kill_leaves_no_process_and_the_sandbox_is_gone(backend, data_dir):
         backend.read_file(sid, "/workspace/x")
     backend.kill(sid)  # killing a gone sandbox is not an error
     backend.kill("never-existed")
+    backend.kill("../../etc")
 
 
 def test_a_sandbox_whose_runtime_died_is_gone(backend, sandbox, data_dir):
@@ -386,6 +402,8 @@ def test_an_overdue_sandbox_is_killed_when_looked_at(backend, sandbox):
     backend.connect(sid)
     backend.set_timeout(sid, 0)
     time.sleep(0.01)
+    with pytest.raises(SandboxGone):
+        backend.set_timeout(sid, 60)  # too late: it is killed, not extended
     with pytest.raises(SandboxGone):
         backend.connect(sid)
     assert processes_of(sid) == []
