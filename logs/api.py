@@ -1,0 +1,157 @@
+"""Sessions and logs REST API, and the ingest endpoint sandboxes post to. Thin views.
+
+One view class per route, so a route owned elsewhere (``POST /api/sessions/{id}/cancel`` in
+sandboxes/urls.py) sits beside these without touching them.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import generics, serializers
+from rest_framework.parsers import JSONParser
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from agents.selectors import agent_get, session_get, sessions_for
+from logs import selectors, services
+from logs.serializers import (
+    AgentLogsOutputSerializer,
+    AppendInputSerializer,
+    AppendOutputSerializer,
+    SessionLogsOutputSerializer,
+    SessionOutputSerializer,
+    line_payload,
+    parse_append,
+    parse_session_id,
+)
+from studio.errors import ValidationFailed
+
+MAX_SESSION_PAGE = 5000
+MAX_AGENT_PAGE = 1000
+
+
+class SessionListView(generics.ListAPIView):
+    serializer_class = SessionOutputSerializer
+
+    def get_queryset(self):
+        agent_id = self.request.query_params.get("agent")
+        if agent_id:
+            try:
+                agent_id = uuid.UUID(agent_id)
+            except ValueError:
+                raise ValidationFailed(
+                    "agent: Must be an agent id.", details={"agent": ["Must be an agent id."]}
+                ) from None
+        return sessions_for(user=self.request.user, agent_id=agent_id or None)
+
+    @extend_schema(
+        parameters=[OpenApiParameter("agent", OpenApiTypes.UUID, description="Only this agent.")]
+    )
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+
+class SessionDetailView(generics.RetrieveAPIView):
+    serializer_class = SessionOutputSerializer
+
+    def get_object(self):
+        return session_get(user=self.request.user, session_id=self.kwargs["session_id"])
+
+
+class SessionLogsQuerySerializer(serializers.Serializer):
+    after = serializers.IntegerField(min_value=0, default=0)
+    limit = serializers.IntegerField(min_value=1, default=500)
+
+
+class SessionLogsView(APIView):
+    @extend_schema(
+        parameters=[SessionLogsQuerySerializer],
+        responses=SessionLogsOutputSerializer,
+        description=f"Lines with seq > after, oldest first; limit at most {MAX_SESSION_PAGE}.",
+    )
+    def get(self, request, session_id):
+        session = session_get(user=request.user, session_id=session_id)
+        query = _validated(SessionLogsQuerySerializer, request.query_params)
+        limit = min(query["limit"], MAX_SESSION_PAGE)
+        lines = selectors.session_lines(session=session, after=query["after"], limit=limit)
+        payload = [line_payload(line) for line in lines]
+        return Response(
+            {
+                "lines": payload,
+                "next_after": payload[-1]["seq"] if payload else query["after"],
+                "session": SessionOutputSerializer(session).data,
+            }
+        )
+
+
+class AgentLogsQuerySerializer(serializers.Serializer):
+    limit = serializers.IntegerField(min_value=1, default=100)
+    offset = serializers.IntegerField(min_value=0, default=0)
+
+
+class AgentLogsView(APIView):
+    @extend_schema(
+        parameters=[AgentLogsQuerySerializer],
+        responses=AgentLogsOutputSerializer,
+        description=f"The newest lines across the agent's sessions; limit at most "
+        f"{MAX_AGENT_PAGE}.",
+    )
+    def get(self, request, agent_id):
+        agent = agent_get(user=request.user, agent_id=agent_id)
+        query = _validated(AgentLogsQuerySerializer, request.query_params)
+        limit, offset = min(query["limit"], MAX_AGENT_PAGE), query["offset"]
+        lines = list(selectors.agent_lines(agent=agent, limit=limit, offset=offset))
+        return Response(
+            {
+                "lines": [{**line_payload(line), "session_id": line.session_id} for line in lines],
+                "limit": limit,
+                "offset": offset,
+                "next_offset": offset + len(lines) if len(lines) == limit else None,
+            }
+        )
+
+
+class LogAppendView(APIView):
+    """Sandboxes append lines here with their session's bearer token (DESIGN "Ingest").
+
+    No session or CSRF auth, no user throttle: the HMAC token is the credential, bound to
+    the body's session id. Order: 401 bad header, 400 unreadable body or session id,
+    403 wrong token, 400 bad lines, 404 unknown session.
+    """
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+    throttle_classes: list = []
+    parser_classes = [JSONParser]
+
+    @extend_schema(
+        request=AppendInputSerializer,
+        responses={
+            200: AppendOutputSerializer,
+            400: OpenApiResponse(description="Malformed batch"),
+            401: OpenApiResponse(description="No or malformed bearer token"),
+            403: OpenApiResponse(description="The token is not this session's"),
+            404: OpenApiResponse(description="Unknown session"),
+            413: OpenApiResponse(description="Body too large"),
+        },
+        auth=[],
+    )
+    def post(self, request):
+        token = services.ingest_bearer_token(request.META.get("HTTP_AUTHORIZATION", ""))
+        # Reading the body through Django enforces DATA_UPLOAD_MAX_MEMORY_SIZE (413);
+        # DRF's parser would otherwise stream any size.
+        request.body  # noqa: B018
+        body = request.data
+        services.ingest_authorize(session_id=parse_session_id(body), token=token)
+        result = services.lines_append(batch=parse_append(body))
+        return Response(AppendOutputSerializer(result).data)
+
+
+def _validated(serializer_class, data) -> dict:
+    serializer = serializer_class(data=data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data

@@ -1,0 +1,95 @@
+"""The one place that publishes to the channel layer (what WebSocket consumers forward).
+
+Groups:
+- ``session.<uuid>``: one session's log lines and its status changes.
+- ``agent.<uuid>``: one agent's deployment and session events.
+
+Channel-layer messages (``type`` selects the consumer handler of the same name):
+- ``{"type": "session.lines", "session_id", "lines": [line, ...], "last_seq"}`` to the
+  session group; ``lines`` is None when the batch was too big to carry, and consumers read
+  up to ``last_seq`` from the database instead.
+- ``{"type": "session.changed", "session": {...}}`` to the session group and the agent group.
+- ``{"type": "agent.event", "event": {...}}`` to the agent group; ``event`` is forwarded to
+  browsers as is, e.g. ``{"type": "deployment", "deployment": {...}}``.
+
+Every publish is scheduled with ``transaction.on_commit`` so no client sees a row that could
+still roll back, and a channel-layer failure is logged, never raised: readers catch up from
+the database.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import transaction
+
+logger = logging.getLogger(__name__)
+
+# Above this the lines stay in the database and the message only says how far to read:
+# the Redis layer holds messages in memory per receiving channel.
+MAX_INLINE_TEXT = 256 * 1024
+
+
+def session_group(session_id) -> str:
+    return f"session.{session_id}"
+
+
+def agent_group(agent_id) -> str:
+    return f"agent.{agent_id}"
+
+
+def publish_lines(session_id, lines: list[dict[str, Any]]) -> None:
+    """After commit, send stored lines (``line_payload`` dicts, in seq order) to the session."""
+    if not lines:
+        return
+    size = sum(len(line["text"]) for line in lines)
+    message = {
+        "type": "session.lines",
+        "session_id": str(session_id),
+        "lines": lines if size <= MAX_INLINE_TEXT else None,
+        "last_seq": lines[-1]["seq"],
+    }
+    _on_commit([session_group(session_id)], message)
+
+
+def publish_session(session) -> None:
+    """After commit, tell the session's and its agent's subscribers the session's state.
+
+    Call it on every status change and when a session is created (the agent page lists it).
+    """
+    from logs.serializers import SessionOutputSerializer
+
+    message = {"type": "session.changed", "session": SessionOutputSerializer(session).data}
+    _on_commit([session_group(session.pk), agent_group(session.agent_id)], message)
+
+
+def publish_agent_event(agent_id, payload: dict[str, Any]) -> None:
+    """After commit, forward ``payload`` (it has its own ``type``) to the agent's sockets."""
+    _on_commit([agent_group(agent_id)], {"type": "agent.event", "event": payload})
+
+
+def _on_commit(groups: list[str], message: dict[str, Any]) -> None:
+    # msgpack (the Redis layer) knows no UUID, Decimal or datetime: send JSON types only.
+    message = json.loads(json.dumps(message, cls=DjangoJSONEncoder))
+    transaction.on_commit(lambda: _send(groups, message))
+
+
+def _send(groups: list[str], message: dict[str, Any]) -> None:
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    for group in groups:
+        try:
+            async_to_sync(layer.group_send)(group, message)
+        except Exception:  # the append already committed; readers catch up from the DB
+            logger.warning(
+                "channel layer publish failed group=%s type=%s",
+                group,
+                message["type"],
+                exc_info=True,
+            )

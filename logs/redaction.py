@@ -1,0 +1,87 @@
+"""Secret redaction: the one place that decides what a stored log line may not contain.
+
+Every line is redacted before it is stored (and therefore before anyone can read it through
+the API or a WebSocket). Three sources are masked with ``***``:
+
+- known values: the agent's secrets, the session's request env values, and the model
+  credentials the studio hands to sandboxes (``settings.MODEL_ENV_NAMES`` plus secret-looking
+  ``CLAUDE_CODE_*`` variables, read from the studio's environment);
+- well-known token shapes (Anthropic, GitHub, AWS, Slack, private keys), whoever leaked them;
+- in ``text`` and recursively in ``data`` (dict keys and values, lists).
+
+Values shorter than ``MIN_SECRET_LENGTH`` are not masked: a two-letter secret would turn
+every log into asterisks. Known limitation: encoded forms of a secret (base64, URL-escaped)
+are not recognised unless they match a token shape.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from django.conf import settings
+
+MASK = "***"
+MIN_SECRET_LENGTH = 4
+
+TOKEN_SHAPES = (
+    r"sk-ant-[A-Za-z0-9_\-]{8,}",  # Anthropic API keys and OAuth tokens
+    r"gh[pousr]_[A-Za-z0-9]{20,}",  # GitHub classic tokens
+    r"github_pat_[A-Za-z0-9_]{20,}",  # GitHub fine-grained tokens
+    r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b",  # AWS access key ids
+    r"(?i:aws_secret_access_key)[\"']?\s*[:=]\s*[\"']?[A-Za-z0-9/+=]{40}",  # AWS secret keys
+    r"xox[abprs]-[A-Za-z0-9-]{10,}",  # Slack tokens
+    r"-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z ]*PRIVATE KEY-----",
+)
+_SHAPES = re.compile("|".join(f"(?:{p})" for p in TOKEN_SHAPES))
+_SECRETISH_NAME = re.compile(r"TOKEN|KEY|SECRET|PASSWORD|CREDENTIAL", re.IGNORECASE)
+
+
+class Redactor:
+    """Masks a fixed set of values and the token shapes in strings and JSON-like data."""
+
+    def __init__(self, values: Iterable[str] = ()):
+        unique = {v for v in values if isinstance(v, str) and len(v) >= MIN_SECRET_LENGTH}
+        # Longest first, so a secret that contains another is masked whole.
+        ordered = sorted(unique, key=len, reverse=True)
+        parts = [re.escape(v) for v in ordered] + [f"(?:{p})" for p in TOKEN_SHAPES]
+        self._pattern = re.compile("|".join(parts)) if ordered else _SHAPES
+
+    def text(self, value: str) -> str:
+        """The string with every known value and token shape replaced by ``***``.
+
+        NUL characters become U+FFFD too: PostgreSQL can store them neither in text nor jsonb.
+        """
+        if not value:
+            return value
+        if "\x00" in value:
+            value = value.replace("\x00", "\ufffd")
+        return self._pattern.sub(MASK, value)
+
+    def data(self, value: Any) -> Any:
+        """A copy of JSON-like data with every string (keys included) redacted."""
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, dict):
+            return {self.text(str(k)): self.data(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.data(v) for v in value]
+        return value
+
+
+def model_credentials() -> list[str]:
+    """The model credential values this studio hands to sandboxes (from its environment)."""
+    names = set(settings.MODEL_ENV_NAMES)
+    names |= {n for n in os.environ if n.startswith("CLAUDE_CODE_") and _SECRETISH_NAME.search(n)}
+    return [os.environ[n] for n in sorted(names) if os.environ.get(n)]
+
+
+def redactor_for_session(session) -> Redactor:
+    """The redactor for one session's lines: its agent's secrets, its request env, the model
+    credentials. Decrypts secrets, so build one per batch, not per line."""
+    values = [secret.reveal() for secret in session.agent.secrets.all()]
+    values += list(session.reveal_env().values())
+    values += model_credentials()
+    return Redactor(values)

@@ -1,0 +1,197 @@
+"""Writes of log lines: the ingest (sandbox → studio) and what it does to the session."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from agents.models import FINAL_SESSION_STATUSES, Session, SessionStatus
+from logs.events import publish_lines, publish_session
+from logs.models import LogKind, LogLine
+from logs.redaction import redactor_for_session
+from logs.serializers import AppendBatch, line_payload, truncate
+from sandboxes.models import LIVE_SANDBOX_STATUSES, Sandbox
+from studio import tokens
+from studio.errors import ApplicationError, NotFound
+
+
+class NotAuthenticated(ApplicationError):
+    status = 401
+    code = "NotAuthenticated"
+
+
+class Forbidden(ApplicationError):
+    status = 403
+    code = "PermissionDenied"
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    accepted: int
+    duplicates: int
+    last_seq: int
+
+
+_TOKEN_SHAPE = re.compile(r"^[0-9a-f]{64}$")
+# Sessions only move forward; every final status ranks the same, so a final one is final.
+STATUS_RANK = {
+    SessionStatus.QUEUED: 0,
+    SessionStatus.STARTING: 1,
+    SessionStatus.RUNNING: 2,
+    **{status: 3 for status in FINAL_SESSION_STATUSES},
+}
+
+
+def ingest_bearer_token(authorization: str) -> str:
+    """The token of an ``Authorization: Bearer <token>`` header; NotAuthenticated (401) when
+    it is missing or not shaped like a session token."""
+    scheme, _, token = (authorization or "").partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not _TOKEN_SHAPE.match(token):
+        raise NotAuthenticated("A session bearer token is required.")
+    return token
+
+
+def ingest_authorize(*, session_id, token: str) -> None:
+    """Forbidden (403) unless ``token`` is this session's token.
+
+    Checked before the session is looked up, so a caller without the right token learns
+    nothing about whether the session exists: only the token holder can get a 404.
+    """
+    if not tokens.session_token_matches(session_id, token):
+        raise Forbidden("This token does not grant access to that session.")
+
+
+@transaction.atomic
+def lines_append(*, batch: AppendBatch) -> AppendResult:
+    """Store a batch of lines for one session, idempotent on (session, seq).
+
+    Lines are redacted and truncated before storage. Status and result lines (and the
+    batch's ``status`` object) move the session forward; a finished session keeps its status
+    (late lines are still stored). The sandbox's activity clock is bumped. Lines and any
+    status change are published once, after commit.
+    """
+    try:
+        # Appends for one session serialise on its row lock, so the duplicate check below is
+        # exact and concurrent status/last_seq updates cannot interleave.
+        session = (
+            Session.objects.select_for_update(of=("self",))
+            .select_related("agent")
+            .get(pk=batch.session_id)
+        )
+    except Session.DoesNotExist:
+        raise NotFound("Session not found.") from None
+
+    existing = _stored_seqs(session, [line.seq for line in batch.lines])
+    redactor = redactor_for_session(session)
+    new = [
+        LogLine(
+            session=session,
+            seq=line.seq,
+            kind=line.kind,
+            text=truncate(redactor.text(line.text)),
+            data=redactor.data(line.data),
+            ts=line.ts,
+        )
+        for line in batch.lines
+        if line.seq not in existing
+    ]
+    # ignore_conflicts only matters if a writer skipped the row lock above.
+    LogLine.objects.bulk_create(new, ignore_conflicts=True)
+
+    old_status = session.status
+    fields = _apply_lines(session, new)
+    if batch.status:
+        ts = batch.lines[-1].ts if batch.lines else timezone.now()
+        fields |= _apply_info(session, redactor.data(batch.status), ts)
+    if new and new[-1].seq > session.last_seq:
+        session.last_seq = new[-1].seq  # the highest seq stored; holes may remain below it
+        fields.add("last_seq")
+    if fields:
+        session.save(update_fields=sorted(fields))
+    _touch_sandbox(session)
+
+    publish_lines(session.pk, [line_payload(line) for line in new])
+    if session.status != old_status or fields - {"last_seq"}:
+        publish_session(session)
+    return AppendResult(
+        accepted=len(new), duplicates=len(batch.lines) - len(new), last_seq=session.last_seq
+    )
+
+
+def _stored_seqs(session: Session, seqs: list[int]) -> set[int]:
+    if not seqs:
+        return set()
+    qs = LogLine.objects.filter(session=session)
+    # A batch is normally a contiguous run: a range scan is cheaper than a long IN list.
+    if seqs[-1] - seqs[0] < 4 * len(seqs):
+        qs = qs.filter(seq__gte=seqs[0], seq__lte=seqs[-1])
+    else:
+        qs = qs.filter(seq__in=seqs)
+    return set(qs.values_list("seq", flat=True)) & set(seqs)
+
+
+def _apply_lines(session: Session, lines: list[LogLine]) -> set[str]:
+    fields: set[str] = set()
+    for line in lines:
+        if line.kind in (LogKind.STATUS, LogKind.RESULT) and isinstance(line.data, dict):
+            fields |= _apply_info(session, line.data, line.ts)
+    return fields
+
+
+def _apply_info(session: Session, info: dict[str, Any], ts: datetime) -> set[str]:
+    """Absorb a status or result object: status first, then any result figures."""
+    fields = _advance(session, info.get("status"), ts, info.get("error"))
+    cost = info.get("total_cost_usd")
+    if isinstance(cost, int | float | str) and not isinstance(cost, bool):
+        try:
+            session.total_cost_usd = Decimal(str(cost)).quantize(Decimal("0.000001"))
+            fields.add("total_cost_usd")
+        except InvalidOperation:
+            pass
+    if isinstance(info.get("usage"), dict):
+        session.usage = info["usage"]
+        fields.add("usage")
+    turns = info.get("num_turns")
+    if isinstance(turns, int) and not isinstance(turns, bool) and turns >= 0:
+        session.num_turns = turns
+        fields.add("num_turns")
+    claude_id = info.get("claude_session_id")
+    if isinstance(claude_id, str) and claude_id:
+        session.claude_session_id = claude_id[:100]
+        fields.add("claude_session_id")
+    return fields
+
+
+def _advance(session: Session, status: Any, ts: datetime, error: Any) -> set[str]:
+    if status not in STATUS_RANK or session.is_final:
+        return set()
+    if STATUS_RANK[status] <= STATUS_RANK[session.status]:
+        return set()
+    session.status = status
+    fields = {"status"}
+    if STATUS_RANK[status] >= STATUS_RANK[SessionStatus.RUNNING] and not session.started_at:
+        session.started_at = ts
+        fields.add("started_at")
+    if status in FINAL_SESSION_STATUSES:
+        session.finished_at = max(ts, session.started_at or ts)
+        fields.add("finished_at")
+        if isinstance(error, str) and error:
+            session.error = error
+            fields.add("error")
+    return fields
+
+
+def _touch_sandbox(session: Session) -> None:
+    if not session.sandbox_id:
+        return
+    now = timezone.now()
+    Sandbox.objects.filter(pk=session.sandbox_id, status__in=LIVE_SANDBOX_STATUSES).update(
+        last_activity_at=now, expires_at=now + timedelta(seconds=session.agent.timeout_seconds)
+    )
