@@ -56,6 +56,7 @@ logger = logging.getLogger(__name__)
 TOKEN_DIR = "/home/user/.agent_runtime"
 TOKEN_FILE = f"{TOKEN_DIR}/token"
 BUILD_HINT = "Build it with `python manage.py build_template` and set E2B_TEMPLATE_ID."
+TIMEOUT_EXIT_CODE = 124  # what coreutils `timeout` reports, as the local backend does
 # How long the quick housekeeping commands (token provisioning, realpath) may take.
 HOUSEKEEPING_TIMEOUT = 30
 
@@ -75,6 +76,7 @@ class E2BBackend(SandboxBackend):
         request_timeout: float = 30.0,
         sandbox_scheme: str = "https",
         host_resolver: Callable[[str], str] | None = None,
+        max_output_bytes: int = 1 << 20,
     ):
         """`sandbox_scheme` and `host_resolver` exist for the local double (tests): in
         production a sandbox port is `https://{port}-{id}.{domain}`, which needs wildcard DNS;
@@ -85,6 +87,7 @@ class E2BBackend(SandboxBackend):
         self.domain = domain
         self.sandbox_scheme = sandbox_scheme
         self.host_resolver = host_resolver
+        self.max_output_bytes = max_output_bytes
         # Pass every connection option explicitly, so E2B_DEBUG and friends in the process
         # environment cannot silently point the SDK somewhere else.
         self._opts = {
@@ -202,25 +205,30 @@ class E2BBackend(SandboxBackend):
         env: dict[str, str] | None = None,
     ) -> ExecResult:
         """Run with `bash -l -c`. A non-zero exit is a normal result; a command still
-        running at `timeout` is killed (envd would leave it running) and reported."""
+        running at `timeout` is killed (envd would leave it running) and reported with
+        exit code 124. Output beyond max_output_bytes per stream is dropped."""
         sbx = self._sandbox(external_id)
-        stdout: list[str] = []
-        stderr: list[str] = []
+        out, err = _Capped(self.max_output_bytes), _Capped(self.max_output_bytes)
         with self._errors("run a command", external_id=external_id):
             handle = sbx.commands.run(
-                command, background=True, envs=env or {}, cwd=cwd, timeout=timeout
+                command,
+                background=True,
+                envs=env or {},
+                cwd=cwd,
+                timeout=timeout,
+                retain_output=False,
             )
             try:
-                result = handle.wait(on_stdout=stdout.append, on_stderr=stderr.append)
+                code = handle.wait(on_stdout=out.add, on_stderr=err.add).exit_code
             except CommandExitException as exc:
-                return ExecResult(exc.stdout, exc.stderr, exc.exit_code)
+                code = exc.exit_code
             except (SandboxNotRunningException, SandboxUnreachableException):
                 raise
             except TimeoutException:
                 with contextlib.suppress(SandboxException):
                     handle.kill()
-                return ExecResult("".join(stdout), "".join(stderr), -1, timed_out=True)
-        return ExecResult(result.stdout, result.stderr, result.exit_code)
+                return ExecResult(out.text(), err.text(), TIMEOUT_EXIT_CODE, timed_out=True)
+        return ExecResult(out.text(), err.text(), code)
 
     def write_file(self, external_id: str, path: str, content: bytes) -> None:
         """Write as the sandbox user; envd creates the parent directories."""
@@ -339,3 +347,22 @@ class E2BBackend(SandboxBackend):
     def _forget(self, external_id: str) -> None:
         with self._lock:
             self._sandboxes.pop(external_id, None)
+
+
+class _Capped:
+    """Collects streamed output up to a byte limit."""
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self.size = 0
+        self.parts: list[str] = []
+
+    def add(self, chunk: str) -> None:
+        room = self.limit - self.size
+        if room > 0:
+            data = chunk.encode()[:room]
+            self.parts.append(data.decode(errors="ignore"))
+            self.size += len(data)
+
+    def text(self) -> str:
+        return "".join(self.parts)

@@ -151,8 +151,7 @@ def test_exec_kills_a_command_that_outlives_its_timeout(e2b_backend, e2b_double)
     result = e2b_backend.exec(handle.external_id, "echo begun; exec sleep 30", timeout=1)
 
     assert time.monotonic() - started < 5
-    assert result.timed_out
-    assert result.stdout == "begun\n"
+    assert (result.timed_out, result.exit_code, result.stdout) == (True, 124, "begun\n")
     sandbox = e2b_double.sandboxes[handle.external_id]
     assert wait_until(
         lambda: not any("sleep 30" in " ".join(p.config.args) for p in sandbox.procs.values())
@@ -343,3 +342,17 @@ def test_the_double_answers_the_sdk_like_e2b(e2b_backend, e2b_double):
         s.sandbox_id,
     )
     assert envd_without_token.status_code == 401
+
+
+def test_exec_output_is_capped(e2b_double):
+    backend = E2BBackend(
+        **e2b_double.backend_options(),
+        template_id="bare",
+        install_id=E2B_INSTALL_ID,
+        max_output_bytes=1000,
+    )
+    handle = backend.create(spec())
+
+    result = backend.exec(handle.external_id, "head -c 5000 /dev/zero | tr '\\0' x", timeout=10)
+
+    assert (result.stdout, result.exit_code) == ("x" * 1000, 0)
