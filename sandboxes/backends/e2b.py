@@ -88,8 +88,8 @@ class E2BBackend(SandboxBackend):
         self.sandbox_scheme = sandbox_scheme
         self.host_resolver = host_resolver
         self.max_output_bytes = max_output_bytes
-        # Pass every connection option explicitly, so E2B_DEBUG and friends in the process
-        # environment cannot silently point the SDK somewhere else.
+        # Debug mode is pinned off: E2B_DEBUG in the environment would make the SDK skip the
+        # control plane. Options left as None fall back to the SDK defaults (e2b.app).
         self._opts = {
             "api_key": self.api_key,
             "domain": domain,
