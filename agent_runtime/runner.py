@@ -13,16 +13,17 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .procs import MARKER, kill_session
 from .render import dim, red, render_message, render_result
 from .shipper import Shipper
-from .state import SessionDir, group_members, now_iso
+from .state import SessionDir, now_iso
 
 
 def env_float(name: str, default: float) -> float:
@@ -107,7 +108,15 @@ async def consume(request: dict[str, Any], workspace: Path, emit, on_session) ->
         emit("stderr", dim(line.rstrip("\n")), None)
 
     sdk_options = build_options(options, request["env"], workspace, on_stderr)
-    with anyio.move_on_after(options["timeout_seconds"]) as scope:
+    timeout = options["timeout_seconds"]
+    # At the deadline a timer kills the CLI and its tools (our process group), which ends the
+    # stream at once; the cancel scope is the backstop (and the only tool when not detached).
+    fired = threading.Event()
+    timer = threading.Timer(timeout, lambda: (fired.set(), kill_stragglers()))
+    timer.daemon = True
+    timer.start()
+    backstop = timeout + (5 if os.getpgrp() == os.getpid() else 0)
+    with anyio.move_on_after(backstop) as scope:
         try:
             stream = query(prompt=request["prompt"], options=sdk_options)
             async with contextlib.aclosing(stream):
@@ -129,10 +138,11 @@ async def consume(request: dict[str, Any], workspace: Path, emit, on_session) ->
                         status = None
         except Exception as exc:
             outcome.error = f"{type(exc).__name__}: {exc}"
-            emit_counted(
-                "error", red(f"✗ {outcome.error}"), {"type": "exception", "message": str(exc)}
-            )
-    outcome.timed_out = scope.cancel_called
+            if not fired.is_set():  # after a timeout kill this is only its echo
+                data = {"type": "exception", "message": str(exc)}
+                emit_counted("error", red(f"✗ {outcome.error}"), data)
+    timer.cancel()
+    outcome.timed_out = fired.is_set() or scope.cancel_called
     return outcome
 
 
@@ -180,21 +190,12 @@ def finish(session: SessionDir, shipper: Shipper, result: dict[str, Any]) -> Non
 
 
 def kill_stragglers(grace: float = 2.0) -> None:
-    """Kill what is left in our process group (a timed-out tool, a background job)."""
+    """Kill this run's other processes (the CLI, its tools, whatever they left running)."""
     me = os.getpid()
-    if os.getpgrp() != me:  # not started detached: the group is not ours to clean
-        return
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        others = [p for p in group_members(me) if p != me]
-        for pid in others:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, sig)
-        deadline = time.monotonic() + grace
-        while others and time.monotonic() < deadline:
-            time.sleep(0.05)
-            others = [p for p in group_members(me) if p != me]
-        if not others:
-            return
+    leader = me if os.getpgrp() == me else None  # not detached: the group is not ours
+    session_id = os.environ.get(MARKER)
+    if leader or session_id:
+        kill_session(session_id or "", leader, grace)
 
 
 def run_session(session: SessionDir, shipper: Shipper, request: dict[str, Any], workspace: Path):
@@ -222,7 +223,7 @@ def run_session(session: SessionDir, shipper: Shipper, request: dict[str, Any], 
     except Exception as exc:  # a bug of ours: still end the session properly
         outcome = Outcome(error=f"runtime error: {type(exc).__name__}: {exc}")
     if outcome.timed_out:
-        kill_stragglers()
+        kill_stragglers()  # whatever the timer missed (it may have raced a tool starting)
     result = build_result(outcome, request["options"], int((time.monotonic() - started) * 1000))
     if result["error"] and outcome.error_lines == 0:
         shipper.emit("error", red(f"✗ {result['error']}"), {"type": "error", **result})

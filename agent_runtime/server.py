@@ -15,16 +15,16 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .procs import MARKER, kill_session
 from .protocol import ValidationError, validate_execute
 from .render import red
 from .runner import drain_seconds, env_float, finish, shipper_for
-from .state import FINAL_STATUSES, SESSION_ID, SessionDir, group_members, last_record, now_iso
+from .state import FINAL_STATUSES, SESSION_ID, SessionDir, last_record, now_iso
 
 MAX_BODY = 10 * 1024 * 1024
 PACKAGE_PARENT = Path(__file__).resolve().parent.parent
@@ -36,20 +36,6 @@ class ApiError(Exception):
     def __init__(self, status: int, code: str, message: str, details: dict | None = None):
         super().__init__(message)
         self.status, self.code, self.message, self.details = status, code, message, details
-
-
-def kill_group(pgid: int, grace: float = 3.0) -> None:
-    """SIGTERM a process group, then SIGKILL what is left after ``grace``; wait until empty."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(pgid, sig)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline:
-            if not group_members(pgid):
-                return
-            time.sleep(0.05)
 
 
 class Runtime:
@@ -122,6 +108,7 @@ class Runtime:
 
     def _spawn(self, session: SessionDir, request: dict[str, Any]) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("RUNTIME_TOKEN")}
+        env[MARKER] = session.session_id  # inherited by every process of the run: see procs
         command = [sys.executable, "-m", "agent_runtime", "run"]
         command += ["--session-dir", str(session.path), "--workspace", str(self.workspace)]
         with (session.path / "runner.log").open("ab") as log:
@@ -174,9 +161,7 @@ class Runtime:
             if session.status().get("status") in FINAL_STATUSES:
                 return 200, {**self.view(session), "cancelled": False}
             session.mark_cancel()
-            pid = session.pid()
-            if pid and session.is_alive():
-                kill_group(pid)
+            kill_session(session_id, session.pid())
             self._finalize_dead(session)
             self._resend(session)
         return 202, {**self.view(session), "cancelled": True}
@@ -186,6 +171,7 @@ class Runtime:
         status = session.status()
         if status.get("status") in FINAL_STATUSES:
             return
+        kill_session(session.session_id, session.pid())  # the CLI and tools a dead run left
         last = last_record(session.spool_path)
         if last and last["kind"] == "result":  # it finished, then died before status.json
             result = last["data"]

@@ -28,6 +28,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .procs import process_start_time
+
 FINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
 SESSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
@@ -59,41 +61,6 @@ def read_json(path: Path, default: Any = None) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return default
-
-
-def process_start_time(pid: int) -> str | None:
-    """The kernel start time of a live, non-zombie process (None if gone), to spot pid reuse."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        if not Path("/proc/self/stat").exists():  # no procfs: fall back to a signal probe
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                return None
-            except PermissionError:
-                pass
-            return "?"
-        return None
-    fields = stat.rsplit(")", 1)[1].split()
-    if fields[0] in ("Z", "X"):  # exited, waiting to be reaped: not running
-        return None
-    return fields[19]
-
-
-def group_members(pgid: int) -> list[int]:
-    """Pids of the live (non-zombie) processes in a process group."""
-    members = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
-            members.append(int(entry.name))
-    return members
 
 
 class SessionDir:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -18,7 +17,8 @@ from typing import Any
 
 import httpx
 
-from agent_runtime.state import SessionDir, group_members
+from agent_runtime.procs import kill_session
+from agent_runtime.state import SessionDir
 
 REPO = Path(__file__).resolve().parents[2]
 TOKEN = "runtime-test-token"
@@ -184,10 +184,7 @@ class RuntimeProcess:
     def kill_leftovers(self) -> None:
         """Kill any run still going (a failed test must not leave processes behind)."""
         for session in SessionDir.all(self.state_dir):
-            pid = session.pid()
-            if pid and group_members(pid):
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(pid, signal.SIGKILL)
+            kill_session(session.session_id, session.pid(), grace=0.5)
 
 
 def model_env(base_url: str) -> dict[str, str]:
