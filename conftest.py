@@ -67,3 +67,46 @@ def make_session(agent):
         return Session.objects.create(agent=agent_ or agent, **fields)
 
     return make
+
+
+# --- A live studio in this process: HTTP server, Celery worker threads, scripted model ----
+
+MODEL_ENV = {
+    "ANTHROPIC_API_KEY": "sk-ant-test-model-key-0123456789",
+    "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+    "CLAUDE_CODE_DISABLE_EXPERIMENTAL_BETAS": "1",
+    "CLAUDE_CODE_MAX_RETRIES": "1",
+}
+
+
+@pytest.fixture
+def scripted_model(monkeypatch):
+    """The scripted Anthropic-compatible model, configured as the studio's model endpoint."""
+    from agent_runtime.scripted_model import ScriptedModel
+
+    model = ScriptedModel()
+    base_url = model.start()
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", base_url)
+    for name, value in MODEL_ENV.items():
+        monkeypatch.setenv(name, value)
+    yield model
+    model.stop()
+
+
+@pytest.fixture
+def worker(transactional_db):
+    """Celery worker threads consuming the configured broker inside this process."""
+    from studio.celery import app
+    from studio.embedded import EmbeddedWorker
+
+    embedded = EmbeddedWorker(app, concurrency=4, beat=False)
+    embedded.start()
+    yield embedded
+    embedded.stop()
+
+
+@pytest.fixture
+def live_studio(live_server, worker, settings):
+    """The studio reachable over HTTP (sandboxes post their logs here) with a worker."""
+    settings.BACKEND_API_URL = live_server.url
+    return live_server

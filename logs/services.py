@@ -195,3 +195,25 @@ def _touch_sandbox(session: Session) -> None:
     Sandbox.objects.filter(pk=session.sandbox_id, status__in=LIVE_SANDBOX_STATUSES).update(
         last_activity_at=now, expires_at=now + timedelta(seconds=session.agent.timeout_seconds)
     )
+
+
+def studio_line_append(*, session: Session, kind: str, text: str) -> LogLine:
+    """Append a line written by the studio itself (why a run failed, was cancelled), after
+    the session's last line. Call it under the session's row lock, and only once nothing
+    more can arrive from the sandbox: a later sandbox line with the same seq is dropped."""
+    line = LogLine.objects.create(
+        session=session,
+        seq=session.last_seq + 1,
+        kind=kind,
+        text=red(text) if kind == LogKind.ERROR else text,
+        data={"source": "studio", "message": text},
+        ts=timezone.now(),
+    )
+    Session.objects.filter(pk=session.pk).update(last_seq=line.seq)
+    session.last_seq = line.seq
+    publish_lines(session.pk, [line_payload(line)])
+    return line
+
+
+def red(text: str) -> str:
+    return f"\x1b[31m{text}\x1b[0m"

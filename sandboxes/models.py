@@ -76,4 +76,4 @@ class Sandbox(models.Model):
     def cost_usd(self) -> Decimal:
         """Sandbox seconds times the rate in force when it was created."""
         seconds = Decimal(str(round(self.uptime_seconds, 3)))
-        return (seconds * self.cost_per_second).quantize(Decimal("0.000001"))
+        return (seconds * Decimal(str(self.cost_per_second))).quantize(Decimal("0.000001"))

@@ -178,6 +178,14 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
+CELERY_BEAT_SCHEDULE = {
+    "reap-expired-sandboxes": {"task": "sandboxes.tasks.sandboxes_reap", "schedule": 60.0},
+    "reconcile-sandboxes": {"task": "sandboxes.tasks.sandboxes_reconcile", "schedule": 300.0},
+    "diagnose-silent-sessions": {
+        "task": "sandboxes.tasks.sessions_diagnose_silent",
+        "schedule": 15.0,
+    },
+}
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -226,6 +234,7 @@ SANDBOX_COST_PER_SECOND = env_float(
     "SANDBOX_COST_PER_SECOND", 0.00015 if SANDBOX_BACKEND == "e2b" else 0.0, minimum=0
 )
 SANDBOX_MAX_LIVE_PER_USER = env_int("SANDBOX_MAX_LIVE_PER_USER", 5, minimum=1)
+SESSION_TIMEOUT_SECONDS = env_int("SESSION_TIMEOUT_SECONDS", 1800, minimum=10)
 BACKEND_API_URL = env_str("BACKEND_API_URL", "http://127.0.0.1:8000")
 
 # Model credentials handed to sandboxes at execute (never stored, redacted from logs).

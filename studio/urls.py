@@ -11,4 +11,5 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/", include("agents.urls")),
     path("api/", include("logs.urls")),
+    path("api/", include("sandboxes.urls")),
 ]

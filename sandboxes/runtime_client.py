@@ -1,0 +1,75 @@
+"""The studio's client for agent_runtime inside a sandbox (DESIGN "Agent runtime")."""
+
+from __future__ import annotations
+
+import time
+
+import requests
+
+from studio import tokens
+
+
+class RuntimeUnavailable(Exception):
+    """The runtime could not be reached or refused the request. `message` is user-safe."""
+
+    def __init__(self, message: str, *, status: int | None = None):
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+class RuntimeClient:
+    def __init__(self, sandbox, *, timeout: float = 10.0):
+        self.base = sandbox.runtime_url.rstrip("/")
+        self.headers = {"Authorization": f"Bearer {tokens.runtime_token(sandbox.id)}"}
+        self.timeout = timeout
+
+    def _call(self, method: str, path: str, **kwargs) -> dict:
+        try:
+            res = requests.request(
+                method, self.base + path, headers=self.headers, timeout=self.timeout, **kwargs
+            )
+        except requests.RequestException as exc:
+            raise RuntimeUnavailable(
+                f"The sandbox runtime is not reachable ({type(exc).__name__})."
+            ) from None
+        try:
+            body = res.json()
+        except ValueError:
+            body = {}
+        if res.status_code >= 400:
+            raise RuntimeUnavailable(
+                body.get("message") or f"The sandbox runtime answered {res.status_code}.",
+                status=res.status_code,
+            )
+        return body
+
+    def health(self) -> dict:
+        return self._call("GET", "/health")
+
+    def wait_healthy(self, *, timeout: float) -> dict:
+        """Poll /health until it answers healthy, or raise after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        delay = 0.02
+        while True:
+            try:
+                body = self._call("GET", "/health")
+                if body.get("status") == "healthy":
+                    return body
+            except RuntimeUnavailable:
+                pass
+            if time.monotonic() >= deadline:
+                raise RuntimeUnavailable(
+                    "Timeout waiting for port 8080: the runtime never answered."
+                )
+            time.sleep(delay)
+            delay = min(delay * 1.5, 0.25)
+
+    def execute(self, body: dict) -> dict:
+        return self._call("POST", "/execute", json=body)
+
+    def session(self, session_id) -> dict:
+        return self._call("GET", f"/sessions/{session_id}")
+
+    def cancel(self, session_id) -> dict:
+        return self._call("POST", f"/sessions/{session_id}/cancel")

@@ -1,0 +1,134 @@
+"""Stopping, reaping and reconciling sandboxes, so no process or cent leaks."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from agents.models import LIVE_SESSION_STATUSES
+from sandboxes.backends import get_backend
+from sandboxes.backends.base import BackendError
+from sandboxes.models import LIVE_SANDBOX_STATUSES, Sandbox, SandboxStatus
+from sandboxes.services.deploy import publish_deployment
+from sandboxes.services.sessions import sessions_cancel_for_sandbox, sessions_fail_for_sandbox
+
+log = logging.getLogger(__name__)
+
+
+def sandbox_stop(
+    *, sandbox: Sandbox, status: str = SandboxStatus.STOPPED, reason: str = ""
+) -> Sandbox:
+    """Kill the sandbox at its provider, cancel its running sessions, mark the row final.
+
+    Safe to call twice and on a sandbox still being created (the provisioning task sees the
+    row is no longer `creating` and kills what it made).
+    """
+    with transaction.atomic():
+        # Lock so a concurrent provision or a second stop sees one consistent status.
+        sandbox = Sandbox.objects.select_for_update().get(pk=sandbox.pk)
+        if not sandbox.is_live:
+            return sandbox
+        sandbox.status = SandboxStatus.STOPPING
+        sandbox.save(update_fields=["status"])
+        publish_deployment(sandbox, step="Stopping")
+    if status == SandboxStatus.STOPPED:
+        sessions_cancel_for_sandbox(sandbox=sandbox)
+    else:
+        sessions_fail_for_sandbox(sandbox=sandbox, message=reason or f"The sandbox {status}.")
+    if sandbox.external_id:
+        try:
+            get_backend(sandbox.backend).kill(sandbox.external_id)
+        except BackendError as exc:
+            # The row still ends final; reconciliation kills anything left at the provider.
+            log.warning("sandbox kill failed sandbox=%s error=%s", sandbox.pk, exc.message)
+    Sandbox.objects.filter(pk=sandbox.pk).update(
+        status=status, stopped_at=timezone.now(), error=reason
+    )
+    sandbox.refresh_from_db()
+    publish_deployment(
+        sandbox, step={"stopped": "Stopped", "expired": "Expired"}.get(status, "Failed")
+    )
+    log.info("sandbox stopped sandbox=%s status=%s", sandbox.pk, status)
+    return sandbox
+
+
+def sandboxes_reap(*, now=None) -> list[Sandbox]:
+    """Expire sandboxes idle past their timeout (unless a session is running in them), and
+    any older than the hard maximum lifetime regardless."""
+    now = now or timezone.now()
+    oldest = now - timedelta(seconds=settings.SANDBOX_MAX_LIFETIME_SECONDS)
+    candidates = Sandbox.objects.filter(status=SandboxStatus.READY).filter(
+        Q(expires_at__lt=now) | Q(created_at__lt=oldest)
+    )
+    reaped = []
+    for sandbox in candidates:
+        busy = sandbox.sessions.filter(status__in=LIVE_SESSION_STATUSES).exists()
+        if busy and sandbox.created_at >= oldest:
+            continue
+        reason = (
+            "Reached the maximum sandbox lifetime."
+            if sandbox.created_at < oldest
+            else ("Idle past its timeout.")
+        )
+        reaped.append(sandbox_stop(sandbox=sandbox, status=SandboxStatus.EXPIRED, reason=reason))
+    return reaped
+
+
+def sandboxes_reconcile() -> dict[str, int]:
+    """Make the provider and the database agree.
+
+    A provider sandbox no live row owns is killed. A live row whose provider sandbox is gone
+    is marked failed. Rows stuck in `stopping` (a crash mid-stop) are finished.
+    """
+    killed = failed = 0
+    for name in _backends_in_use():
+        try:
+            backend = get_backend(name)
+            found = backend.list()
+        except BackendError as exc:
+            log.warning("reconcile: cannot list backend=%s error=%s", name, exc.message)
+            continue
+        live = {
+            str(s.pk): s
+            for s in Sandbox.objects.filter(backend=name, status__in=LIVE_SANDBOX_STATUSES)
+        }
+        seen = set()
+        for info in found:
+            row = live.get(info.sandbox_id)
+            if row is None or row.status == SandboxStatus.STOPPING:
+                backend.kill(info.external_id)
+                killed += 1
+            else:
+                seen.add(info.sandbox_id)
+        for sandbox_id, row in live.items():
+            if sandbox_id in seen or row.status in (SandboxStatus.PENDING, SandboxStatus.CREATING):
+                continue
+            if row.status == SandboxStatus.STOPPING:
+                Sandbox.objects.filter(pk=row.pk).update(
+                    status=SandboxStatus.STOPPED, stopped_at=timezone.now()
+                )
+                continue
+            sandbox_stop(
+                sandbox=row,
+                status=SandboxStatus.FAILED,
+                reason="The sandbox disappeared (its process died or the provider removed it).",
+            )
+            failed += 1
+    if killed or failed:
+        log.warning("reconcile: killed=%s failed=%s", killed, failed)
+    return {"killed": killed, "failed": failed}
+
+
+def _backends_in_use() -> list[str]:
+    names = {settings.SANDBOX_BACKEND}
+    names |= set(
+        Sandbox.objects.filter(status__in=LIVE_SANDBOX_STATUSES).values_list("backend", flat=True)
+    )
+    if "e2b" in names and not settings.E2B_API_KEY:
+        names.discard("e2b")
+    return sorted(names)
