@@ -25,6 +25,12 @@ def lines(first: int, last: int, **kwargs) -> list[dict]:
     return [line(seq, **kwargs) for seq in range(first, last + 1)]
 
 
+@pytest.fixture(autouse=True)
+def plain_http(settings):
+    """Production settings redirect to HTTPS; the test client speaks plain HTTP."""
+    settings.SECURE_SSL_REDIRECT = False
+
+
 @pytest.fixture
 def append(db):
     """POST a batch for a session with its token; ``token=`` / ``body=`` override."""
