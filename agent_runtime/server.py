@@ -334,6 +334,10 @@ def make_server(runtime: Runtime, host: str = "0.0.0.0", port: int = 8080) -> Th
     return server
 
 
+def _exit(*_: Any) -> None:
+    raise SystemExit(0)
+
+
 def serve(*, host: str, port: int, workspace: Path, state_dir: Path) -> None:
     """Run the server until interrupted (the ``serve`` command)."""
     token = os.environ.get("RUNTIME_TOKEN") or None
@@ -345,7 +349,7 @@ def serve(*, host: str, port: int, workspace: Path, state_dir: Path) -> None:
     runtime = Runtime(state_dir=state_dir, workspace=workspace, token=token, token_file=token_file)
     threading.Thread(target=runtime.reconcile_forever, name="reconcile", daemon=True).start()
     server = make_server(runtime, host, port)
-    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
+    signal.signal(signal.SIGTERM, _exit)  # runs are detached: stopping the server spares them
     print(f"agent_runtime {__version__} listening on {host}:{port}", flush=True)
     try:
         server.serve_forever()
