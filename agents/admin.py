@@ -52,6 +52,28 @@ class AgentAdmin(admin.ModelAdmin):
     list_select_related = ["owner"]
     readonly_fields = ["id", "created_at", "updated_at"]
     inlines = [SkillInline, SecretInline]
+    actions = ["deploy_selected", "stop_selected"]
+
+    @admin.action(description="Deploy selected agents")
+    def deploy_selected(self, request, queryset):
+        from sandboxes.services.deploy import sandbox_deploy
+
+        for agent in queryset:
+            sandbox_deploy(agent=agent)
+        self.message_user(request, f"Deploy queued for {queryset.count()} agent(s).")
+
+    @admin.action(description="Stop the sandboxes of selected agents")
+    def stop_selected(self, request, queryset):
+        from sandboxes.services.deploy import live_sandbox
+        from sandboxes.services.lifecycle import sandbox_stop
+
+        stopped = 0
+        for agent in queryset:
+            sandbox = live_sandbox(agent)
+            if sandbox is not None:
+                sandbox_stop(sandbox=sandbox)
+                stopped += 1
+        self.message_user(request, f"Stopped {stopped} sandbox(es).")
 
 
 @admin.register(Secret)

@@ -9,6 +9,7 @@ from rest_framework.response import Response
 from agents import selectors
 from agents.serializers import AgentInputSerializer, AgentOutputSerializer
 from agents.services.agents import agent_create, agent_delete, agent_update
+from sandboxes.selectors import costs_by_agent
 
 
 class AgentViewSet(viewsets.ViewSet):
@@ -19,7 +20,9 @@ class AgentViewSet(viewsets.ViewSet):
         qs = selectors.agents_for(user=request.user)
         paginator = self.paginator
         page = paginator.paginate_queryset(qs, request, view=self)
-        return paginator.get_paginated_response(AgentOutputSerializer(page, many=True).data)
+        costs = costs_by_agent(a.pk for a in page)
+        data = AgentOutputSerializer(page, many=True, context={"costs": costs}).data
+        return paginator.get_paginated_response(data)
 
     @extend_schema(request=AgentInputSerializer, responses={201: AgentOutputSerializer})
     def create(self, request):

@@ -21,6 +21,7 @@ KNOWN_TOOLS = [
     "MultiEdit",
     "LS",
 ]
+SANDBOX_BACKENDS = [("local", "local"), ("e2b", "e2b")]
 PERMISSION_MODES = ["bypassPermissions", "acceptEdits", "default", "plan"]
 
 env_name_validator = RegexValidator(
@@ -54,7 +55,7 @@ class Agent(models.Model):
     sandbox_backend = models.CharField(
         max_length=16,
         blank=True,
-        choices=[("local", "local"), ("e2b", "e2b")],
+        choices=SANDBOX_BACKENDS,
         help_text="Blank: the site default (SANDBOX_BACKEND).",
     )
     template = models.CharField(max_length=200, blank=True, help_text="E2B template override.")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from agents.models import KNOWN_TOOLS, PERMISSION_MODES, Agent, Skill, env_name_validator
@@ -28,6 +29,13 @@ def validate_env_names(value: dict, *, allow_reserved: bool = False) -> dict:
         if "\x00" in item:
             raise serializers.ValidationError(f"{name} must not contain NUL bytes.")
     return value
+
+
+class CostSerializer(serializers.Serializer):
+    model_usd = serializers.DecimalField(max_digits=14, decimal_places=6)
+    sandbox_usd = serializers.DecimalField(max_digits=14, decimal_places=6)
+    total_usd = serializers.DecimalField(max_digits=14, decimal_places=6)
+    sessions = serializers.IntegerField()
 
 
 class SkillSerializer(serializers.ModelSerializer):
@@ -110,6 +118,7 @@ class AgentOutputSerializer(serializers.ModelSerializer):
     secrets = serializers.SerializerMethodField(
         help_text="Names of the secrets set on this agent; values are never returned."
     )
+    cost = serializers.SerializerMethodField()
 
     class Meta:
         model = Agent
@@ -128,10 +137,20 @@ class AgentOutputSerializer(serializers.ModelSerializer):
             "env",
             "skills",
             "secrets",
+            "cost",
             "created_at",
             "updated_at",
         ]
         read_only_fields = fields
+
+    @extend_schema_field(CostSerializer)
+    def get_cost(self, agent: Agent) -> dict:
+        """Model and sandbox cost so far. A list passes `costs` in the context (one query
+        for all agents)."""
+        from sandboxes.selectors import costs_by_agent
+
+        costs = self.context.get("costs") or costs_by_agent([agent.pk])
+        return costs[agent.pk].as_dict()
 
     def get_secrets(self, agent: Agent) -> list[str]:
         return [s.name for s in agent.secrets.all()]

@@ -7,6 +7,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from agents.models import SANDBOX_BACKENDS
+
 
 class SandboxStatus(models.TextChoices):
     PENDING = "pending"
@@ -29,7 +31,7 @@ class Sandbox(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     agent = models.ForeignKey("agents.Agent", on_delete=models.CASCADE, related_name="sandboxes")
-    backend = models.CharField(max_length=16, choices=[("local", "local"), ("e2b", "e2b")])
+    backend = models.CharField(max_length=16, choices=SANDBOX_BACKENDS)
     external_id = models.CharField(max_length=200, blank=True, db_index=True)
     template = models.CharField(max_length=200, blank=True)
     runtime_url = models.CharField(max_length=500, blank=True)

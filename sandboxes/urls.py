@@ -1,6 +1,7 @@
 from django.urls import path
 
 from sandboxes import api
+from sandboxes.usage_api import UsageView
 
 urlpatterns = [
     path("agents/<uuid:agent_id>/deploy", api.DeployView.as_view(), name="agent-deploy"),
@@ -14,6 +15,7 @@ urlpatterns = [
         name="sandbox-packages",
     ),
     path("agents/<uuid:agent_id>/sandbox/exec", api.ExecView.as_view(), name="sandbox-exec"),
+    path("usage/", UsageView.as_view(), name="usage"),
     path(
         "sessions/<uuid:session_id>/cancel", api.SessionCancelView.as_view(), name="session-cancel"
     ),

@@ -7,6 +7,7 @@ Channels and Celery, and SECRET_KEY / INTERNAL_API_KEY must be given.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -119,8 +120,9 @@ else:
                 "transaction_mode": "IMMEDIATE",
                 "timeout": 20,
             },
-            # A file, not :memory:, so servers the tests start in other processes share it.
-            "TEST": {"NAME": str(DATA_DIR / "test.sqlite3")},
+            # A file, not :memory:, so servers the tests start in other processes share it;
+            # one per test run, so two runs on one checkout do not trample each other.
+            "TEST": {"NAME": str(DATA_DIR / f"test-{os.getpid()}.sqlite3")},
         }
     }
 
@@ -214,6 +216,7 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {"SandboxBackendEnum": "agents.models.SANDBOX_BACKENDS"},
 }
 
 # Request size: bodies above this are refused before parsing (413).

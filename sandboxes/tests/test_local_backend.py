@@ -426,6 +426,12 @@ def test_isolation_none_runs_plain_processes_and_warns(data_dir, caplog, monkeyp
         result = backend.exec(sid, "pwd; cat f.txt; echo; id -u", timeout=10)
         assert result.stdout.split("\n")[:3] == [str(workspace), "plain", str(os.getuid())]
         assert backend.exec(sid, "sleep 100", timeout=0.5).timed_out
+        # A background child holding stdout open does not turn a finished command into a
+        # timeout (in a jail it dies with the command; here it lives until kill).
+        started = time.monotonic()
+        result = backend.exec(sid, "sleep 100 & echo done", timeout=5)
+        assert (result.stdout, result.timed_out) == ("done\n", False)
+        assert time.monotonic() - started < 2
         assert backend.list()[0].external_id == sid
     finally:
         backend.kill(sid)

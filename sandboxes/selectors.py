@@ -1,0 +1,65 @@
+"""Reads about sandboxes: costs per agent and per user."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.db.models import Count, Sum
+
+from agents.models import Session
+from sandboxes.models import Sandbox
+
+CENT = Decimal("0.000001")
+
+
+@dataclass(frozen=True)
+class Cost:
+    model_usd: Decimal = Decimal(0)
+    sandbox_usd: Decimal = Decimal(0)
+    sessions: int = 0
+
+    @property
+    def total_usd(self) -> Decimal:
+        return (self.model_usd + self.sandbox_usd).quantize(CENT)
+
+    def as_dict(self) -> dict:
+        return {
+            "model_usd": str(self.model_usd.quantize(CENT)),
+            "sandbox_usd": str(self.sandbox_usd.quantize(CENT)),
+            "total_usd": str(self.total_usd),
+            "sessions": self.sessions,
+        }
+
+
+def costs_by_agent(agent_ids) -> dict:
+    """{agent_id: Cost}: model cost from each session's result plus sandbox seconds times
+    the sandbox's rate. Two queries whatever the number of agents."""
+    agent_ids = list(agent_ids)
+    model = {
+        row["agent_id"]: row
+        for row in Session.objects.filter(agent_id__in=agent_ids)
+        .values("agent_id")
+        .annotate(usd=Sum("total_cost_usd"), n=Count("id"))
+    }
+    sandbox: dict = {}
+    for box in Sandbox.objects.filter(agent_id__in=agent_ids).only(
+        "agent_id", "created_at", "ready_at", "stopped_at", "cost_per_second"
+    ):
+        sandbox[box.agent_id] = sandbox.get(box.agent_id, Decimal(0)) + box.cost_usd
+    return {
+        agent_id: Cost(
+            model_usd=Decimal(model.get(agent_id, {}).get("usd") or 0),
+            sandbox_usd=sandbox.get(agent_id, Decimal(0)),
+            sessions=model.get(agent_id, {}).get("n", 0),
+        )
+        for agent_id in agent_ids
+    }
+
+
+def session_sandbox_cost(session) -> Decimal:
+    """The share of the sandbox's cost spent while this session ran."""
+    if session.sandbox is None or session.duration_seconds is None:
+        return Decimal(0)
+    seconds = Decimal(str(round(session.duration_seconds, 3)))
+    return (seconds * Decimal(str(session.sandbox.cost_per_second))).quantize(CENT)
