@@ -67,6 +67,7 @@ log = logging.getLogger(__name__)
 ISOLATIONS = ("bwrap", "none")
 MARKER = "AGENT_STUDIO_SANDBOX"
 TIMEOUT_EXIT_CODE = 124  # what coreutils `timeout` reports
+EXIT_GRACE = 0.2  # seconds to collect output after an exec's command has exited
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _DEFAULT_RUNTIME_DIR = str(Path(__file__).resolve().parents[2] / "agent_runtime")
 _warned_unisolated = False
@@ -378,7 +379,12 @@ class LocalBackend(SandboxBackend):
         inner_cwd = ws.check_dir(cwd)
         # The sandbox's own environment (its secrets included) is read back from the jail's
         # first process rather than stored on disk.
-        merged = local_jail.proc_environ(state["pid"])
+        merged = self._base_env(
+            home=local_jail.HOME if self.isolation == "bwrap" else layout.home,
+            pythonpath="",
+            marker=external_id,
+        )
+        merged.update(local_jail.proc_environ(state["pid"]))
         merged.pop("RUNTIME_TOKEN", None)  # only the runtime needs it
         merged.update(env or {})
         merged[MARKER] = external_id
@@ -403,6 +409,8 @@ class LocalBackend(SandboxBackend):
             # Drain what the killed processes had written, still capped.
             more_out, more_err, _ = _collect(proc, timeout=5.0, cap=self.max_output_bytes)
             out, err = out + more_out, err + more_err
+        for stream in (proc.stdout, proc.stderr):
+            stream.close()
         proc.wait()
         code = TIMEOUT_EXIT_CODE if timed_out else proc.returncode
         return ExecResult(
@@ -530,18 +538,26 @@ def _read_all(fd: int, *, timeout: float) -> bytes:
 def _collect(proc: subprocess.Popen, *, timeout: float, cap: int):
     """Read stdout and stderr until both close or `timeout`; keep at most cap+1 bytes each
     (the extra byte tells _decode that something was cut) but keep draining so the command
-    never blocks on a full pipe. Returns (out, err, timed_out)."""
+    never blocks on a full pipe. Returns (out, err, timed_out).
+
+    In a jail the pipes close when the command ends (its pid namespace dies with it). Without
+    one, a background child may hold them open: once the command itself has exited we only
+    wait EXIT_GRACE for the rest of its output."""
     bufs = {proc.stdout: bytearray(), proc.stderr: bytearray()}
     deadline = time.monotonic() + timeout
+    exited = False
     with selectors.DefaultSelector() as sel:
         for stream in bufs:
             if stream is not None and not stream.closed:
                 sel.register(stream, selectors.EVENT_READ)
         while sel.get_map():
+            if not exited and proc.poll() is not None:
+                exited = True
+                deadline = min(deadline, time.monotonic() + EXIT_GRACE)
             left = deadline - time.monotonic()
             if left <= 0:
-                return bytes(bufs[proc.stdout]), bytes(bufs[proc.stderr]), True
-            for key, _ in sel.select(min(left, 1.0)):
+                return bytes(bufs[proc.stdout]), bytes(bufs[proc.stderr]), not exited
+            for key, _ in sel.select(min(left, 0.1)):
                 try:
                     chunk = os.read(key.fd, 65536)
                 except OSError as exc:
