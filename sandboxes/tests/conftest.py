@@ -47,3 +47,55 @@ def e2b_backend(e2b_double):
     return E2BBackend(
         **e2b_double.backend_options(), template_id="agent-runtime", install_id=E2B_INSTALL_ID
     )
+
+
+# --- The studio's sandbox flow through the API ---------------------------------------------
+
+
+@pytest.fixture(params=["local", "e2b"])
+def backend(request, settings):
+    """The backend every sandbox in the test uses."""
+    if request.param == "e2b":
+        from sandboxes.backends import override_backend
+        from sandboxes.backends.e2b import E2BBackend
+
+        double = request.getfixturevalue("e2b_double")
+        settings.E2B_API_KEY = double.backend_options()["api_key"]
+        settings.E2B_TEMPLATE_ID = "agent-runtime"
+        override_backend(
+            "e2b",
+            E2BBackend(
+                **double.backend_options(),
+                template_id="agent-runtime",
+                install_id=settings.STUDIO_INSTALL_ID,
+            ),
+        )
+        request.addfinalizer(lambda: override_backend("e2b", None))
+    settings.SANDBOX_BACKEND = request.param
+    return request.param
+
+
+@pytest.fixture
+def local(settings):
+    settings.SANDBOX_BACKEND = "local"
+    return "local"
+
+
+def create_agent(api, **fields) -> str:
+    res = api.post(
+        "/api/agents/",
+        {
+            "name": "builder",
+            "skills": [{"name": "greet", "description": "Say hi: politely", "body": "Say hi."}],
+            "secrets": {"DEPLOY_TOKEN": "s3cr3t-deploy-token-value"},
+            **fields,
+        },
+        format="json",
+    )
+    assert res.status_code == 201, res.content
+    return res.json()["id"]
+
+
+@pytest.fixture
+def agent_id(api, backend):
+    return create_agent(api)
