@@ -19,7 +19,6 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--workspace", default="/workspace")
     serve.add_argument("--state-dir", default=None, help="default: $HOME/.agent_runtime")
     run = commands.add_parser("run", help="(internal) run one session; body on stdin")
-    run.add_argument("--session-dir", required=True)
     run.add_argument("--workspace", required=True)
     args = parser.parse_args(argv)
 
@@ -35,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from .runner import main as run_main
 
-    return run_main(args.session_dir, args.workspace)
+    return run_main(args.workspace)
 
 
 if __name__ == "__main__":

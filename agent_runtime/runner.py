@@ -1,8 +1,9 @@
 """The run process: one execute request, from the prompt to the last acknowledged log line.
 
-Started by the server as ``python -m agent_runtime run --session-dir DIR --workspace DIR`` in
-a new session (so its pid is its process group, and cancel can kill the whole tree), with the
-execute body on stdin (model credentials never touch the disk). It streams
+Started by the server as ``python -m agent_runtime run --workspace DIR`` in a new session
+(so its pid is its process group, and cancel can kill the whole tree). It imports the SDK,
+then waits for the execute body on stdin (model credentials never touch the disk), so the
+server can keep one warm in advance. It streams
 ``claude_agent_sdk.query()`` to its end under a wall-clock limit, renders every message as
 log lines, and does not exit before the shipper has delivered them (or the drain deadline
 passed, leaving the spool for the server to resend).
@@ -22,7 +23,7 @@ from typing import Any
 
 from .procs import MARKER, kill_session
 from .render import dim, red, render_message, render_result
-from .shipper import Shipper
+from .shipper import Shipper, ssl_context
 from .state import SessionDir, now_iso
 
 
@@ -231,10 +232,27 @@ def run_session(session: SessionDir, shipper: Shipper, request: dict[str, Any], 
     return result
 
 
-def main(session_dir: str, workspace: str) -> int:
-    """Entry point of the run process (the execute body arrives on stdin)."""
-    request = json.load(sys.stdin)
-    session = SessionDir(Path(session_dir).parent.parent, Path(session_dir).name)
+def main(workspace: str) -> int:
+    """Entry point of the run process.
+
+    It starts as the server's warm spare: it imports the SDK first, then waits for the
+    execute body (plus ``session_dir``) on stdin. EOF without a body means the server went
+    away before using it: exit quietly.
+    """
+    import claude_agent_sdk  # noqa: F401  (the slow import, done before the request comes)
+
+    ssl_context()
+
+    raw = sys.stdin.read()
+    if not raw.strip():
+        return 0
+    request = json.loads(raw)
+    session_dir = Path(request.pop("session_dir"))
+    session = SessionDir(session_dir.parent.parent, session_dir.name)
+    os.environ[MARKER] = session.session_id  # inherited by the CLI and its tools: see procs
+    log = os.open(session.path / "runner.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
     session.write_pid(os.getpid())
     shipper = shipper_for(session, request.get("ingest")).start()
     try:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .procs import MARKER, kill_session
+from .procs import kill_session
 from .protocol import ValidationError, validate_execute
 from .render import red
 from .runner import drain_seconds, env_float, finish, shipper_for
@@ -49,6 +49,17 @@ class Runtime:
         self._resending: set[str] = set()
         self._settled: set[str] = set()  # finished, delivered and dead: nothing more to do
         self._stop = threading.Event()
+        self._keep_spare = os.environ.get("AGENT_RUNTIME_SPARE", "1") != "0"
+        self._spare_lock = threading.Lock()
+        self._spare: subprocess.Popen | None = None
+
+    def start_spare(self) -> None:
+        """Start a warm spare run process, unless one is there (see ``_spawn``)."""
+        if not self._keep_spare or self._stop.is_set():
+            return
+        with self._spare_lock:
+            if self._spare is None or self._spare.poll() is not None:
+                self._spare = self._start_run_process()
 
     # auth --------------------------------------------------------------------------------
 
@@ -106,12 +117,11 @@ class Runtime:
             self._spawn(session, request)
         return self.view(session)
 
-    def _spawn(self, session: SessionDir, request: dict[str, Any]) -> None:
+    def _start_run_process(self) -> subprocess.Popen:
+        """A run process that imports the SDK, then waits on stdin for its request."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("RUNTIME_TOKEN")}
-        env[MARKER] = session.session_id  # inherited by every process of the run: see procs
-        command = [sys.executable, "-m", "agent_runtime", "run"]
-        command += ["--session-dir", str(session.path), "--workspace", str(self.workspace)]
-        with (session.path / "runner.log").open("ab") as log:
+        command = [sys.executable, "-m", "agent_runtime", "run", "--workspace", str(self.workspace)]
+        with (self.root / "spare.log").open("ab") as log:
             # A new session makes the run its own process group: it outlives this server,
             # and cancel can kill the whole tree. cwd puts this package on the child's path.
             proc = subprocess.Popen(
@@ -123,11 +133,26 @@ class Runtime:
                 env=env,
                 start_new_session=True,
             )
+        threading.Thread(target=self._reap, args=(proc,), daemon=True).start()
+        return proc
+
+    def _reap(self, proc: subprocess.Popen) -> None:
+        proc.wait()
+        self.start_spare()  # a run ended: warm the next one now that the CPU is free
+
+    def _spawn(self, session: SessionDir, request: dict[str, Any]) -> None:
+        # Importing the SDK takes about a second, so one run process is kept warm. This run
+        # takes it; the next spare starts when a run ends, not now, so its import does not
+        # compete with this run's CLI for the CPU.
+        with self._spare_lock:
+            proc, self._spare = self._spare, None
+        if proc is None or proc.poll() is not None:
+            proc = self._start_run_process()
         session.write_pid(proc.pid)
         assert proc.stdin is not None
-        proc.stdin.write(json.dumps(request).encode())  # credentials travel by pipe, not disk
+        message = {**request, "session_dir": str(session.path)}
+        proc.stdin.write(json.dumps(message).encode())  # credentials travel by pipe, not disk
         proc.stdin.close()
-        threading.Thread(target=proc.wait, daemon=True).start()  # reap it when it exits
 
     def view(self, session: SessionDir) -> dict[str, Any]:
         """The public state of a session."""
@@ -348,6 +373,7 @@ def serve(*, host: str, port: int, workspace: Path, state_dir: Path) -> None:
     (state_dir / "sessions").mkdir(parents=True, exist_ok=True)
     runtime = Runtime(state_dir=state_dir, workspace=workspace, token=token, token_file=token_file)
     threading.Thread(target=runtime.reconcile_forever, name="reconcile", daemon=True).start()
+    runtime.start_spare()
     server = make_server(runtime, host, port)
     signal.signal(signal.SIGTERM, _exit)  # runs are detached: stopping the server spares them
     print(f"agent_runtime {__version__} listening on {host}:{port}", flush=True)

@@ -12,8 +12,10 @@ retried forever.
 
 from __future__ import annotations
 
+import functools
 import json
 import random
+import ssl
 import sys
 import threading
 import time
@@ -25,6 +27,12 @@ from .render import red
 from .state import SessionDir, now_iso
 
 RETRY_STATUSES = frozenset({408, 429})
+
+
+@functools.cache
+def ssl_context() -> ssl.SSLContext:
+    """One TLS context per process: building one loads the CA bundle (tens of ms)."""
+    return httpx.create_ssl_context()
 
 
 class Shipper:
@@ -53,7 +61,7 @@ class Shipper:
         self._first_pending_at = time.monotonic() if self._pending else 0.0
         self._closing = False
         self._give_up_at: float | None = None
-        self._client = httpx.Client(timeout=request_timeout)
+        self._client = httpx.Client(timeout=request_timeout, verify=ssl_context())
         self._thread = threading.Thread(target=self._run, name="shipper", daemon=True)
 
     # producer side ------------------------------------------------------------------------
