@@ -323,10 +323,23 @@ class LocalBackend(SandboxBackend):
                     return command
                 return [*layout.argv(chdir=WORKSPACE, info_fd=info_fd), *command]
 
-            with open(sandbox_dir / "runtime.log", "ab") as out:
-                proc, child_pid = self._spawn(
-                    argv_for, env=env, cwd=layout.workspace, stdout=out, stderr=subprocess.STDOUT
-                )
+            log_path = sandbox_dir / "runtime.log"
+            with open(log_path, "ab") as out:
+                try:
+                    proc, child_pid = self._spawn(
+                        argv_for,
+                        env=env,
+                        cwd=layout.workspace,
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                    )
+                except BackendError:
+                    # bwrap's own message names host paths: log it, keep it from the user.
+                    tail = log_path.read_bytes()[-2000:].decode(errors="replace")
+                    log.warning(
+                        "local sandbox failed to start external_id=%s: %s", spec.sandbox_id, tail
+                    )
+                    raise
             with _children_lock:
                 _children[proc.pid] = proc
             now = time.time()
