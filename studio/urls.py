@@ -12,4 +12,5 @@ urlpatterns = [
     path("api/", include("agents.urls")),
     path("api/", include("logs.urls")),
     path("api/", include("sandboxes.urls")),
+    path("", include("agents.web_urls")),
 ]
