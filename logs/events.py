@@ -51,10 +51,11 @@ def publish_lines(session_id, lines: list[dict[str, Any]]) -> None:
     message = {
         "type": "session.lines",
         "session_id": str(session_id),
-        "lines": lines if size <= MAX_INLINE_TEXT else None,
+        "lines": list(lines) if size <= MAX_INLINE_TEXT else None,
         "last_seq": lines[-1]["seq"],
     }
-    _on_commit([session_group(session_id)], message)
+    # Lines are JSON types already (parsed from the request): no round trip needed.
+    transaction.on_commit(lambda: _send([session_group(session_id)], message))
 
 
 def publish_session(session) -> None:

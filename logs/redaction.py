@@ -58,6 +58,8 @@ class Redactor:
             return value
         if "\x00" in value:
             value = value.replace("\x00", "\ufffd")
+        if self._pattern.search(value) is None:  # the common case, and much cheaper than sub
+            return value
         return self._pattern.sub(MASK, value)
 
     def data(self, value: Any) -> Any:

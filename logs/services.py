@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from agents.models import FINAL_SESSION_STATUSES, Session, SessionStatus
 from logs.events import publish_lines, publish_session
 from logs.models import LogKind, LogLine
 from logs.redaction import redactor_for_session
-from logs.serializers import AppendBatch, line_payload, truncate
+from logs.serializers import AppendBatch, LineIn, line_payload, truncate
 from sandboxes.models import LIVE_SANDBOX_STATUSES, Sandbox
 from studio import tokens
 from studio.errors import ApplicationError, NotFound
@@ -90,20 +91,11 @@ def lines_append(*, batch: AppendBatch) -> AppendResult:
 
     existing = _stored_seqs(session, [line.seq for line in batch.lines])
     redactor = redactor_for_session(session)
-    new = [
-        LogLine(
-            session=session,
-            seq=line.seq,
-            kind=line.kind,
-            text=truncate(redactor.text(line.text)),
-            data=redactor.data(line.data),
-            ts=line.ts,
-        )
-        for line in batch.lines
-        if line.seq not in existing
-    ]
-    # ignore_conflicts only matters if a writer skipped the row lock above.
-    LogLine.objects.bulk_create(new, ignore_conflicts=True)
+    new = [line for line in batch.lines if line.seq not in existing]
+    for line in new:
+        line.text = truncate(redactor.text(line.text))
+        line.data = redactor.data(line.data)
+    _insert(session, new)
 
     old_status = session.status
     fields = _apply_lines(session, new)
@@ -125,6 +117,35 @@ def lines_append(*, batch: AppendBatch) -> AppendResult:
     )
 
 
+def _insert(session: Session, lines: list[LineIn]) -> None:
+    if not lines:
+        return
+    now = timezone.now()
+    if connection.vendor == "postgresql":
+        try:
+            with transaction.atomic():  # a savepoint, so a conflict can fall back below
+                _copy(session, lines, now)
+            return
+        except IntegrityError:
+            pass  # a writer that skipped the row lock stored one of these seqs first
+    rows = [
+        LogLine(session=session, seq=x.seq, kind=x.kind, text=x.text, data=x.data, ts=x.ts)
+        for x in lines
+    ]
+    LogLine.objects.bulk_create(rows, ignore_conflicts=True)
+
+
+def _copy(session: Session, lines: list[LineIn], now) -> None:
+    """COPY the rows: several times cheaper than a bulk INSERT, and exact here because the
+    session's row lock makes the duplicate check authoritative."""
+    columns = "session_id, seq, kind, text, data, ts, created_at"
+    sql = f"COPY {LogLine._meta.db_table} ({columns}) FROM STDIN"
+    with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
+        for x in lines:
+            data = None if x.data is None else json.dumps(x.data)
+            copy.write_row((session.pk, x.seq, x.kind, x.text, data, x.ts, now))
+
+
 def _stored_seqs(session: Session, seqs: list[int]) -> set[int]:
     if not seqs:
         return set()
@@ -137,7 +158,7 @@ def _stored_seqs(session: Session, seqs: list[int]) -> set[int]:
     return set(qs.values_list("seq", flat=True)) & set(seqs)
 
 
-def _apply_lines(session: Session, lines: list[LogLine]) -> set[str]:
+def _apply_lines(session: Session, lines: list[LineIn]) -> set[str]:
     fields: set[str] = set()
     for line in lines:
         if line.kind in (LogKind.STATUS, LogKind.RESULT) and isinstance(line.data, dict):
