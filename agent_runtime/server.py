@@ -146,13 +146,18 @@ class Runtime:
         # compete with this run's CLI for the CPU.
         with self._spare_lock:
             proc, self._spare = self._spare, None
-        if proc is None or proc.poll() is not None:
-            proc = self._start_run_process()
-        session.write_pid(proc.pid)
-        assert proc.stdin is not None
-        message = {**request, "session_dir": str(session.path)}
-        proc.stdin.write(json.dumps(message).encode())  # credentials travel by pipe, not disk
-        proc.stdin.close()
+        message = json.dumps({**request, "session_dir": str(session.path)}).encode()
+        for attempt in range(2):
+            if proc is None or proc.poll() is not None or attempt:
+                proc = self._start_run_process()
+            session.write_pid(proc.pid)
+            assert proc.stdin is not None
+            try:
+                proc.stdin.write(message)  # credentials travel by pipe, never by disk
+                proc.stdin.close()
+                return
+            except BrokenPipeError:  # the spare died meanwhile: take a fresh process
+                continue
 
     def view(self, session: SessionDir) -> dict[str, Any]:
         """The public state of a session."""
