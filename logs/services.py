@@ -140,7 +140,12 @@ def _copy(session: Session, lines: list[LineIn], now) -> None:
     session's row lock makes the duplicate check authoritative."""
     columns = "session_id, seq, kind, text, data, ts, created_at"
     sql = f"COPY {LogLine._meta.db_table} ({columns}) FROM STDIN"
-    with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
+    # The raw psycopg cursor: wrap_database_errors turns its errors into Django's.
+    with (
+        connection.cursor() as cursor,
+        connection.wrap_database_errors,
+        cursor.cursor.copy(sql) as copy,
+    ):
         for x in lines:
             data = None if x.data is None else json.dumps(x.data)
             copy.write_row((session.pk, x.seq, x.kind, x.text, data, x.ts, now))
