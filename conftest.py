@@ -110,3 +110,19 @@ def live_studio(live_server, worker, settings):
     """The studio reachable over HTTP (sandboxes post their logs here) with a worker."""
     settings.BACKEND_API_URL = live_server.url
     return live_server
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_sandbox_outlives_the_run():
+    """Kill whatever local sandboxes a failing test left behind, and their directory."""
+    yield
+    import shutil
+
+    from django.conf import settings
+
+    from sandboxes.backends.local import LocalBackend
+
+    backend = LocalBackend(data_dir=settings.SANDBOX_DATA_DIR)
+    for info in backend.list():
+        backend.kill(info.external_id)
+    shutil.rmtree(settings.SANDBOX_DATA_DIR, ignore_errors=True)

@@ -50,7 +50,6 @@ class RuntimeClient:
     def wait_healthy(self, *, timeout: float) -> dict:
         """Poll /health until it answers healthy, or raise after `timeout` seconds."""
         deadline = time.monotonic() + timeout
-        delay = 0.02
         while True:
             try:
                 body = self._call("GET", "/health")
@@ -62,8 +61,8 @@ class RuntimeClient:
                 raise RuntimeUnavailable(
                     "Timeout waiting for port 8080: the runtime never answered."
                 )
-            time.sleep(delay)
-            delay = min(delay * 1.5, 0.25)
+            # A refused connection costs microseconds: poll often, the runtime starts fast.
+            time.sleep(0.01)
 
     def execute(self, body: dict) -> dict:
         return self._call("POST", "/execute", json=body)

@@ -178,6 +178,10 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+if not REDIS_URL:
+    # The in-memory transport polls its queues (1 s by default); a dict lookup every 20 ms
+    # costs nothing and takes ~0.5 s off every deploy.
+    CELERY_BROKER_TRANSPORT_OPTIONS["polling_interval"] = 0.02
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
@@ -230,6 +234,9 @@ E2B_DOMAIN = env_str("E2B_DOMAIN")
 SANDBOX_BACKEND = env_choice(
     "SANDBOX_BACKEND", ("local", "e2b"), "e2b" if _E2B_API_KEY else "local"
 )
+# Local sandboxes live here. A test run gets its own, so reconciliation in one run never
+# kills the sandboxes of another run on the same checkout.
+SANDBOX_DATA_DIR = DATA_DIR / (f"test-runs/{os.getpid()}" if TESTING else "")
 SANDBOX_LOCAL_ISOLATION = env_choice("SANDBOX_LOCAL_ISOLATION", ("bwrap", "none"), "bwrap")
 SANDBOX_TIMEOUT_SECONDS = env_int("SANDBOX_TIMEOUT_SECONDS", 1800, minimum=60)
 SANDBOX_MAX_LIFETIME_SECONDS = env_int("SANDBOX_MAX_LIFETIME_SECONDS", 24 * 3600, minimum=60)

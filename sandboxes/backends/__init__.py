@@ -30,7 +30,9 @@ def _build(name: str) -> SandboxBackend:
     if name == "local":
         from sandboxes.backends.local import LocalBackend
 
-        return LocalBackend(data_dir=settings.DATA_DIR, isolation=settings.SANDBOX_LOCAL_ISOLATION)
+        return LocalBackend(
+            data_dir=settings.SANDBOX_DATA_DIR, isolation=settings.SANDBOX_LOCAL_ISOLATION
+        )
     if name == "e2b":
         if not settings.E2B_API_KEY:
             raise BackendError(

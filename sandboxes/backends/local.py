@@ -104,7 +104,9 @@ class LocalBackend(SandboxBackend):
             raise ValueError(f"isolation must be one of {ISOLATIONS}, not {isolation!r}")
         self.data_dir = Path(data_dir).resolve()
         self.isolation = isolation
-        self.python = python
+        # Absolute and normalized (not resolved: a venv's python is a symlink that must stay
+        # inside the venv for its site-packages to count).
+        self.python = os.path.abspath(python)
         self.runtime_command = runtime_command or [
             *("{python}", "-m", "agent_runtime", "serve", "--host", "127.0.0.1"),
             *("--port", "{port}", "--workspace", "{workspace}"),
@@ -207,9 +209,13 @@ class LocalBackend(SandboxBackend):
     def _base_env(self, *, home: str, pythonpath: str, marker: str) -> dict[str, str]:
         venv_bin = os.path.join(os.path.realpath(sys.prefix), "bin")
         path = local_jail.SANDBOX_PATH
-        if self.python == sys.executable and sys.prefix != sys.base_prefix:
+        if self.python == os.path.abspath(sys.executable) and sys.prefix != sys.base_prefix:
             path = f"{venv_bin}:{path}"
+        # The interpreter is the studio's read-only venv: packages the agent installs go to
+        # HOME (pip honours PIP_TARGET), which is on the import path.
+        packages = os.path.join(home, ".local", "python-packages")
         return {
+            **_trusted_ca_env(),
             "PATH": path,
             "HOME": home,
             "USER": "agent",
@@ -217,7 +223,9 @@ class LocalBackend(SandboxBackend):
             "SHELL": "/bin/bash",
             "LANG": "C.UTF-8",
             "TMPDIR": "/tmp",  # noqa: S108 - the jail's own tmpfs
-            "PYTHONPATH": pythonpath,
+            "PYTHONPATH": f"{pythonpath}:{packages}",
+            "PIP_TARGET": packages,
+            "PIP_DISABLE_PIP_VERSION_CHECK": "1",
             "PYTHONUNBUFFERED": "1",
             MARKER: marker,
         }
@@ -524,6 +532,26 @@ def _write_profile(home: Path, *, path: str) -> None:
             f'PATH="$HOME/.local/bin:{path}"\n'
             'if [ -n "$BASH_VERSION" ] && [ -f "$HOME/.bashrc" ]; then . "$HOME/.bashrc"; fi\n'
         )
+
+
+# The host's TLS trust settings, passed through so pip and npm in a sandbox trust what the
+# host trusts (e.g. a corporate proxy's CA). Only files under /etc or /usr, which the jail sees.
+_CA_VARIABLES = (
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
+    "NODE_EXTRA_CA_CERTS",
+    "PIP_CERT",
+)
+
+
+def _trusted_ca_env() -> dict[str, str]:
+    return {
+        name: os.environ[name]
+        for name in _CA_VARIABLES
+        if os.environ.get(name, "").startswith(("/etc/", "/usr/"))
+    }
 
 
 def _free_port(host: str) -> int:

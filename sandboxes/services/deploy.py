@@ -87,13 +87,14 @@ def sandbox_provision(*, sandbox_id) -> Sandbox | None:
         sandbox = Sandbox.objects.select_for_update().filter(pk=sandbox_id).first()
         if sandbox is None or sandbox.status not in (SandboxStatus.PENDING, SandboxStatus.CREATING):
             return sandbox
+        redelivered = sandbox.status == SandboxStatus.CREATING
         sandbox.status = SandboxStatus.CREATING
         sandbox.save(update_fields=["status"])
         publish_deployment(sandbox, step="Creating sandbox")
     agent = sandbox.agent
     try:
         backend = get_backend(sandbox.backend)
-        handle = _create_or_adopt(backend, sandbox, agent)
+        handle = _create_or_adopt(backend, sandbox, agent, redelivered=redelivered)
         Sandbox.objects.filter(pk=sandbox.pk).update(
             external_id=handle.external_id, runtime_url=handle.runtime_url
         )
@@ -123,15 +124,17 @@ def sandbox_provision(*, sandbox_id) -> Sandbox | None:
     return sandbox
 
 
-def _create_or_adopt(backend, sandbox: Sandbox, agent: Agent):
-    if sandbox.external_id:
-        try:
-            return backend.connect(sandbox.external_id)
-        except SandboxGone:
-            pass
-    for info in backend.list():
-        if info.sandbox_id == str(sandbox.pk):
-            return backend.connect(info.external_id)
+def _create_or_adopt(backend, sandbox: Sandbox, agent: Agent, *, redelivered: bool):
+    # A redelivered task (the worker died mid-create) may have made the sandbox already.
+    if redelivered:
+        if sandbox.external_id:
+            try:
+                return backend.connect(sandbox.external_id)
+            except SandboxGone:
+                pass
+        for info in backend.list():
+            if info.sandbox_id == str(sandbox.pk):
+                return backend.connect(info.external_id)
     return backend.create(
         CreateSpec(
             sandbox_id=str(sandbox.pk),

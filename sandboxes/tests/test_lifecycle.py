@@ -202,3 +202,52 @@ def test_the_live_sandbox_cap_per_user_is_a_429(live_studio, api, local, setting
     assert api.post(f"/api/agents/{second}/deploy").status_code == 202
     deploy_ready(api, second)
     api.post(f"/api/agents/{second}/stop")
+
+
+def test_packages_install_into_the_sandbox_and_bad_names_are_refused(live_studio, api, local):
+    agent_id = create_agent(api)
+    deploy_ready(api, agent_id)
+    url = f"/api/agents/{agent_id}/sandbox/packages"
+    for bad in (["six; rm -rf /"], ["$(id)"], ["six && true"], ["-e ."], [""]):
+        res = api.post(url, {"packages": bad}, format="json")
+        assert res.status_code == 400, bad
+        assert res.json()["error"] == "ValidationError"
+    res = api.post(url, {"packages": ["six==1.17.0"], "manager": "pip"}, format="json")
+    assert res.status_code == 200, res.content
+    assert res.json()["exit_code"] == 0, res.json()
+    check = api.post(
+        f"/api/agents/{agent_id}/sandbox/exec",
+        {"command": "python3 -c 'import six; print(six.__version__)'"},
+        format="json",
+    )
+    assert check.json()["stdout"].strip() == "1.17.0"
+    api.post(f"/api/agents/{agent_id}/stop")
+
+
+def test_exec_timeouts_are_bounded_and_long_output_is_truncated(live_studio, api, local):
+    agent_id = create_agent(api)
+    deploy_ready(api, agent_id)
+    url = f"/api/agents/{agent_id}/sandbox/exec"
+    assert api.post(url, {"command": "true", "timeout": 10**9}, format="json").status_code == 400
+    slow = api.post(url, {"command": "sleep 5", "timeout": 300}, format="json").json()
+    assert slow["timed_out"] is True
+    big = api.post(url, {"command": "head -c 600000 /dev/zero | tr '\\\\0' x"}, format="json")
+    assert "[output truncated" in big.json()["stdout"]
+    assert len(big.json()["stdout"]) < 300_000
+    api.post(f"/api/agents/{agent_id}/stop")
+
+
+@pytest.mark.slow
+def test_fifty_deploy_stop_cycles_leave_no_process_and_no_live_row(live_studio, api, local):
+    from sandboxes.backends.local_jail import find_processes
+
+    agent_id = create_agent(api, skills=[])
+    ids = []
+    for _ in range(50):
+        ids.append(deploy_ready(api, agent_id)["id"])
+        assert api.post(f"/api/agents/{agent_id}/stop").json()["deployment"]["status"] == "stopped"
+    assert len(set(ids)) == 50
+    assert not Sandbox.objects.filter(status__in=["pending", "creating", "ready", "stopping"])
+    assert get_backend("local").list() == []
+    leftovers = [pid for sid in ids for pid in find_processes(arg=sid, env_marker=sid)]
+    assert leftovers == []
