@@ -139,8 +139,12 @@ async def consume(request: dict[str, Any], workspace: Path, emit, on_session) ->
                         status = None
         except Exception as exc:
             outcome.error = f"{type(exc).__name__}: {exc}"
-            if not fired.is_set():  # after a timeout kill this is only its echo
-                data = {"type": "exception", "message": str(exc)}
+            data = {"type": "exception", "message": str(exc)}
+            reported = outcome.result is not None and outcome.result.is_error
+            if fired.is_set() or (reported and outcome.error_lines):
+                # an echo of a timeout kill, or of an error result already shown in red
+                emit_counted("stderr", dim(outcome.error), data)
+            else:
                 emit_counted("error", red(f"✗ {outcome.error}"), data)
     timer.cancel()
     outcome.timed_out = fired.is_set() or scope.cancel_called
@@ -166,7 +170,8 @@ def build_result(outcome: Outcome, options: dict[str, Any], wall_ms: int) -> dic
         result["error"] = f"timed out after {options['timeout_seconds']} s"
     elif res is not None and res.is_error:
         detail = res.result or "; ".join(res.errors or []) or res.subtype
-        result["error"] = f"{res.subtype}: {detail}" if detail != res.subtype else detail
+        named = res.subtype not in (None, "success") and detail != res.subtype
+        result["error"] = f"{res.subtype}: {detail}" if named else detail
     elif outcome.error:
         result["error"] = outcome.error
     elif res is None:
