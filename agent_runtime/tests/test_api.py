@@ -7,23 +7,35 @@ import pytest
 
 from agent_runtime.tests.helpers import TOKEN, Receiver, RuntimeProcess, wait_for
 
+
+@pytest.fixture(scope="module")
+def api(tmp_path_factory):
+    """One server for the tests that start no run (no spare process: nothing to warm)."""
+    rt = RuntimeProcess(
+        tmp_path_factory.mktemp("api"), "http://127.0.0.1:9", {"AGENT_RUNTIME_SPARE": "0"}
+    )
+    rt.start()
+    yield rt
+    rt.stop()
+
+
 STUCK = {
     "marker": "[[stuck]]",
     "turns": [[{"type": "tool_use", "name": "Bash", "input": {"command": "tail -f /dev/null"}}]],
 }
 
 
-def test_it_rejects_a_missing_or_wrong_token(runtime):
-    assert runtime.request("GET", "/health", token=None).status_code == 401
-    response = runtime.request("GET", "/health", token="nope")
+def test_it_rejects_a_missing_or_wrong_token(api):
+    assert api.request("GET", "/health", token=None).status_code == 401
+    response = api.request("GET", "/health", token="nope")
     assert response.status_code == 401
     assert response.json()["error"] == "Unauthorized"
-    response = runtime.request("POST", "/execute", token=None, content=b"not json")
+    response = api.request("POST", "/execute", token=None, content=b"not json")
     assert response.status_code == 401  # auth comes before looking at the body
 
 
-def test_health_answers_with_version_and_activity(runtime):
-    health = runtime.request("GET", "/health").json()
+def test_health_answers_with_version_and_activity(api):
+    health = api.request("GET", "/health").json()
     assert health["status"] == "healthy" and health["version"]
     assert health["busy"] is False and health["sessions"] == 0
 
@@ -43,7 +55,7 @@ def test_health_answers_with_version_and_activity(runtime):
         ({"ingest": {"url": "ftp://x", "token": "t"}}, "ingest.url"),
     ],
 )
-def test_it_names_the_bad_field_of_an_execute_body(runtime, change, field):
+def test_it_names_the_bad_field_of_an_execute_body(api, change, field):
     body = {
         "session_id": "s-bad",
         "prompt": "hi",
@@ -52,24 +64,24 @@ def test_it_names_the_bad_field_of_an_execute_body(runtime, change, field):
         "ingest": {"url": "http://127.0.0.1:9/x", "token": "t"},
         **change,
     }
-    response = runtime.request("POST", "/execute", json=body)
+    response = api.request("POST", "/execute", json=body)
     assert response.status_code == 400, response.text
     assert response.json()["error"] == "ValidationError"
     assert response.json()["details"] == {"field": field}
     assert response.json()["message"]
 
 
-def test_it_rejects_a_body_that_is_not_json(runtime):
-    response = runtime.request("POST", "/execute", content=b"{oops")
+def test_it_rejects_a_body_that_is_not_json(api):
+    response = api.request("POST", "/execute", content=b"{oops")
     assert response.status_code == 400
     assert response.json()["details"] == {"field": "body"}
 
 
-def test_unknown_sessions_and_routes_are_404(runtime):
-    assert runtime.request("GET", "/sessions/nope").status_code == 404
-    assert runtime.request("POST", "/sessions/nope/cancel").status_code == 404
-    assert runtime.request("GET", "/sessions/..").status_code == 404
-    response = runtime.request("GET", "/nowhere")
+def test_unknown_sessions_and_routes_are_404(api):
+    assert api.request("GET", "/sessions/nope").status_code == 404
+    assert api.request("POST", "/sessions/nope/cancel").status_code == 404
+    assert api.request("GET", "/sessions/..").status_code == 404
+    response = api.request("GET", "/nowhere")
     assert response.status_code == 404 and response.json()["error"] == "NotFound"
 
 
