@@ -168,7 +168,9 @@ class Subscriber:
         await self.ws.close()
 
 
-async def produce(client, url, session, batches: list[list[dict]], sent_at: dict, pace=None):
+async def produce(
+    client, url, session, batches: list[list[dict]], sent_at: dict, rtts: list, pace=None
+):
     from studio.tokens import session_token
 
     token = session_token(session.pk)
@@ -182,6 +184,7 @@ async def produce(client, url, session, batches: list[list[dict]], sent_at: dict
             sent_at[line["seq"]] = now
         body = {"session_id": str(session.pk), "lines": batch}
         r = await client.post(url, json=body, headers=headers)
+        rtts.append((time.perf_counter() - now) * 1000)
         r.raise_for_status()
 
 
@@ -190,7 +193,7 @@ async def run_phase(port, key, sessions, lines_each, batch, pace=None) -> dict:
     url = f"http://127.0.0.1:{port}/api/internal/logs/append"
     subs = [Subscriber(port, key, s.pk, lines_each) for s in sessions]
     await asyncio.gather(*(sub.open() for sub in subs))
-    sent = [dict() for _ in sessions]
+    sent, rtts = [dict() for _ in sessions], []
     plan = [
         [make_line(seq) for seq in range(first, min(first + batch, lines_each + 1))]
         for first in range(1, lines_each + 1, batch)
@@ -199,7 +202,7 @@ async def run_phase(port, key, sessions, lines_each, batch, pace=None) -> dict:
     async with httpx.AsyncClient(limits=limits, timeout=60) as client:
         start = time.perf_counter()
         await asyncio.gather(
-            *(produce(client, url, s, plan, sent[i], pace) for i, s in enumerate(sessions))
+            *(produce(client, url, s, plan, sent[i], rtts, pace) for i, s in enumerate(sessions))
         )
         stored = time.perf_counter() - start
         await asyncio.wait_for(asyncio.gather(*(sub.done.wait() for sub in subs)), 120)
@@ -218,6 +221,8 @@ async def run_phase(port, key, sessions, lines_each, batch, pace=None) -> dict:
         "delivered_lines_per_s": round(total / delivered),
         "latency_ms_p50": round(percentile(latencies, 0.50), 2),
         "latency_ms_p99": round(percentile(latencies, 0.99), 2),
+        "append_ms_p50": round(percentile(rtts, 0.50), 2),
+        "append_ms_p99": round(percentile(rtts, 0.99), 2),
         "delivery_errors": sum(sub.errors for sub in subs),
     }
 
@@ -325,6 +330,8 @@ def main() -> None:
             "delivered_lines_per_s": load["delivered_lines_per_s"],
             "latency_ms_p50_at_1000_lps": paced_result["latency_ms_p50"],
             "latency_ms_p99_at_1000_lps": paced_result["latency_ms_p99"],
+            "append_ms_p50_at_1000_lps": paced_result["append_ms_p50"],
+            "append_ms_p99_at_1000_lps": paced_result["append_ms_p99"],
             "latency_ms_p50_under_load": load["latency_ms_p50"],
             "latency_ms_p99_under_load": load["latency_ms_p99"],
             "delivery_errors": load["delivery_errors"] + paced_result["delivery_errors"],
