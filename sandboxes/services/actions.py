@@ -155,8 +155,8 @@ def packages_install(*, sandbox: Sandbox | None, packages: list[str], manager: s
         )
     names = " ".join(shlex.quote(p) for p in packages)
     command = (
-        # Where packages land is the sandbox's own setting (PIP_TARGET locally, PIP_USER in
-        # the E2B image), so the same command works everywhere.
+        # Where packages land is the sandbox's own setting (PIP_TARGET locally; the E2B
+        # image's venv belongs to its user), so the same command works everywhere.
         f"python3 -m pip install --no-input --disable-pip-version-check {names}"
         if manager == "pip"
         else f"npm install --no-audit --no-fund --prefix /workspace {names}"
