@@ -39,6 +39,8 @@ class AppendResult:
     last_seq: int
 
 
+# Expiry is minutes away; a sandbox's activity clock needs no finer grain than this.
+ACTIVITY_RESOLUTION = timedelta(seconds=2)
 _TOKEN_SHAPE = re.compile(r"^[0-9a-f]{64}$")
 # Sessions only move forward; every final status ranks the same, so a final one is final.
 STATUS_RANK = {
@@ -83,7 +85,7 @@ def lines_append(*, batch: AppendBatch) -> AppendResult:
         # exact and concurrent status/last_seq updates cannot interleave.
         session = (
             Session.objects.select_for_update(of=("self",))
-            .select_related("agent")
+            .select_related("agent", "sandbox")
             .get(pk=batch.session_id)
         )
     except Session.DoesNotExist:
@@ -152,7 +154,9 @@ def _copy(session: Session, lines: list[LineIn], now) -> None:
 
 
 def _stored_seqs(session: Session, seqs: list[int]) -> set[int]:
-    if not seqs:
+    # last_seq is the highest seq stored, and every writer keeps it so under the row lock:
+    # a batch past it (the normal case) needs no lookup.
+    if not seqs or seqs[0] > session.last_seq:
         return set()
     qs = LogLine.objects.filter(session=session)
     # A batch is normally a contiguous run: a range scan is cheaper than a long IN list.
@@ -215,10 +219,13 @@ def _advance(session: Session, status: Any, ts: datetime, error: Any) -> set[str
 
 
 def _touch_sandbox(session: Session) -> None:
-    if not session.sandbox_id:
+    sandbox = session.sandbox
+    if sandbox is None or sandbox.status not in LIVE_SANDBOX_STATUSES:
         return
     now = timezone.now()
-    Sandbox.objects.filter(pk=session.sandbox_id, status__in=LIVE_SANDBOX_STATUSES).update(
+    if now - sandbox.last_activity_at < ACTIVITY_RESOLUTION:
+        return  # touched moments ago: spare the busy path an UPDATE per batch
+    Sandbox.objects.filter(pk=sandbox.pk, status__in=LIVE_SANDBOX_STATUSES).update(
         last_activity_at=now, expires_at=now + timedelta(seconds=session.agent.timeout_seconds)
     )
 

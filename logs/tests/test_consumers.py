@@ -204,6 +204,18 @@ async def test_a_live_batch_after_a_gap_is_caught_up_from_the_database(
     await comm.disconnect()
 
 
+async def test_a_batch_too_big_to_carry_is_read_from_the_database(connect, make_session):
+    session = await database_sync_to_async(make_session)()
+    comm = await connect(f"/ws/sessions/{session.pk}/")
+    assert (await receive(comm))["type"] == "session"
+    await database_sync_to_async(_store)(session, lines(1, 4))
+    await get_channel_layer().group_send(
+        events.session_group(session.pk), {"type": "session.lines", "lines": None, "last_seq": 4}
+    )
+    assert await receive_seqs(comm, 4) == [1, 2, 3, 4]
+    await comm.disconnect()
+
+
 async def test_it_sends_the_session_on_status_change(connect, append, make_session):
     session = await database_sync_to_async(make_session)(status=SessionStatus.RUNNING)
     comm = await connect(f"/ws/sessions/{session.pk}/")

@@ -295,6 +295,26 @@ def test_it_bumps_the_sandbox_activity_clock(append, make_session, agent):
     assert sandbox.expires_at - sandbox.last_activity_at == timedelta(seconds=agent.timeout_seconds)
 
 
+def test_it_leaves_a_sandbox_touched_moments_ago_alone(append, make_session, agent):
+    now = timezone.now()
+    sandbox = Sandbox.objects.create(
+        agent=agent, backend="local", status="ready", last_activity_at=now, expires_at=now
+    )
+    append(make_session(sandbox=sandbox), lines(1, 1))
+    sandbox.refresh_from_db()
+    assert sandbox.expires_at == now
+
+
+def test_it_does_not_touch_a_stopped_sandbox(append, make_session, agent):
+    old = timezone.now() - timedelta(hours=1)
+    sandbox = Sandbox.objects.create(
+        agent=agent, backend="local", status="stopped", last_activity_at=old, expires_at=old
+    )
+    append(make_session(sandbox=sandbox), lines(1, 1))
+    sandbox.refresh_from_db()
+    assert sandbox.last_activity_at == old
+
+
 # ---- publishing ------------------------------------------------------------------------
 
 
