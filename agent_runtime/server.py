@@ -27,6 +27,7 @@ from .runner import drain_seconds, env_float, finish, shipper_for
 from .state import FINAL_STATUSES, SESSION_ID, SessionDir, last_record, now_iso
 
 MAX_BODY = 10 * 1024 * 1024
+SPARE_NICE = 10  # a spare warming up while a run is going; the run restores 0 if it may
 PACKAGE_PARENT = Path(__file__).resolve().parent.parent
 
 
@@ -53,13 +54,16 @@ class Runtime:
         self._spare_lock = threading.Lock()
         self._spare: subprocess.Popen | None = None
 
-    def start_spare(self) -> None:
+    def start_spare(self, nice: int = 0) -> None:
         """Start a warm spare run process, unless one is there (see ``_spawn``)."""
         if not self._keep_spare or self._stop.is_set():
             return
         with self._spare_lock:
             if self._spare is None or self._spare.poll() is not None:
                 self._spare = self._start_run_process()
+                if nice:
+                    with contextlib.suppress(OSError):
+                        os.setpriority(os.PRIO_PROCESS, self._spare.pid, nice)
 
     # auth --------------------------------------------------------------------------------
 
@@ -138,14 +142,15 @@ class Runtime:
 
     def _reap(self, proc: subprocess.Popen) -> None:
         proc.wait()
-        self.start_spare()  # a run ended: warm the next one now that the CPU is free
+        self.start_spare()  # in case the spare itself died
 
     def _spawn(self, session: SessionDir, request: dict[str, Any]) -> None:
-        # Importing the SDK takes about a second, so one run process is kept warm. This run
-        # takes it; the next spare starts when a run ends, not now, so its import does not
-        # compete with this run's CLI for the CPU.
+        # Importing the SDK takes about a second, so one run process is kept warm: this run
+        # takes it and the next spare starts at once, niced so that its import yields the
+        # CPU to this run's CLI.
         with self._spare_lock:
             proc, self._spare = self._spare, None
+        self.start_spare(nice=SPARE_NICE)
         message = json.dumps({**request, "session_dir": str(session.path)}).encode()
         for attempt in range(2):
             if proc is None or proc.poll() is not None or attempt:

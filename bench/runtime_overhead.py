@@ -147,16 +147,10 @@ def main() -> None:
                 time.sleep(0.05)
 
         anyio.run(bare_query, base_url, workspace)  # warm-up: imports, CLI page cache
-        base_first, base_done = [], []
-        for _ in range(args.runs):
-            time.sleep(args.gap)
-            first, done = anyio.run(bare_query, base_url, workspace)
-            base_first.append(first)
-            base_done.append(done)
-
-        rt_first, rt_done = [], []
-        for i in range(args.runs + 1):  # the first is a warm-up
-            time.sleep(args.gap)  # the server's spare run process warms up meanwhile
+        base_first, base_done, rt_first, rt_done = [], [], [], []
+        # Interleaved, so a change in machine load hits both sides alike.
+        for i in range(args.runs + 1):  # the first runtime run is a warm-up
+            time.sleep(args.gap)  # a person reading output; the server's spare warms up
             sid = f"bench-{i}"
             body = {
                 "session_id": sid,
@@ -169,9 +163,14 @@ def main() -> None:
             assert client.post("/execute", json=body).status_code == 202
             while sid not in ingest.result:
                 time.sleep(0.002)
-            if i:
-                rt_first.append(ingest.first[sid] - started)
-                rt_done.append(ingest.result[sid] - started)
+            if not i:
+                continue
+            rt_first.append(ingest.first[sid] - started)
+            rt_done.append(ingest.result[sid] - started)
+            time.sleep(args.gap)
+            first, done = anyio.run(bare_query, base_url, workspace)
+            base_first.append(first)
+            base_done.append(done)
     finally:
         server.terminate()
         server.wait()
