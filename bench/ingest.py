@@ -280,6 +280,7 @@ def main() -> None:
     if args.quick:
         args.sessions, args.lines, args.rate_seconds, args.big = 2, 1000, 3, 50_000
 
+    load_before = os.getloadavg()[0]
     base, dsn = prepare_environment()
     paced_sessions = 4  # 4 x 250 lines/s, a batch every 50 ms each (the shipper's linger)
     key, sessions = make_rows(args.sessions + paced_sessions + args.sessions + 1)
@@ -324,6 +325,9 @@ def main() -> None:
             "paced_lines_per_s": 1000,
             "big_session_lines": args.big,
             "web_processes": 1,
+            # Everything shares this machine's cores: a busy machine skews every number.
+            "load_average_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+            "cpus": os.cpu_count(),
         },
         "metrics": {
             "stored_lines_per_s": load["stored_lines_per_s"],
