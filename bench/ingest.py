@@ -274,12 +274,17 @@ def main() -> None:
     parser.add_argument("--rate-seconds", type=float, default=10, help="paced phase length")
     parser.add_argument("--big", type=int, default=1_000_000, help="lines in the big session")
     parser.add_argument("--quick", action="store_true", help="small K/N for a smoke run")
+    parser.add_argument(
+        "--pool", action="store_true", help="DATABASE_POOL=true: pooled PostgreSQL connections"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the bench database")
     parser.add_argument("--out", help="also write the JSON here")
     args = parser.parse_args()
     if args.quick:
         args.sessions, args.lines, args.rate_seconds, args.big = 2, 1000, 3, 50_000
 
+    if args.pool:
+        os.environ["DATABASE_POOL"] = "true"
     load_before = os.getloadavg()[0]
     base, dsn = prepare_environment()
     paced_sessions = 4  # 4 x 250 lines/s, a batch every 50 ms each (the shipper's linger)
@@ -325,6 +330,7 @@ def main() -> None:
             "paced_lines_per_s": 1000,
             "big_session_lines": args.big,
             "web_processes": 1,
+            "database_pool": args.pool,
             # Everything shares this machine's cores: a busy machine skews every number.
             "load_average_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
             "cpus": os.cpu_count(),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from studio.env import ConfigError
+from studio.env import ConfigError, env_bool
 
 
 def database_from_url(url: str) -> dict:
@@ -13,6 +13,9 @@ def database_from_url(url: str) -> dict:
         name = unquote(parts.path.lstrip("/"))
         if not name:
             raise ConfigError("DATABASE_URL must name a database, e.g. postgres://host/studio.")
+        # Opt-in pooling (psycopg-pool): under ASGI every request runs in a fresh thread, so
+        # without a pool each request opens a new connection. Pooling needs CONN_MAX_AGE 0.
+        pool = env_bool("DATABASE_POOL", False)
         return {
             "ENGINE": "django.db.backends.postgresql",
             "NAME": name,
@@ -20,9 +23,9 @@ def database_from_url(url: str) -> dict:
             "PASSWORD": unquote(parts.password or ""),
             "HOST": parts.hostname or "",
             "PORT": str(parts.port or ""),
-            "CONN_MAX_AGE": 60,
+            "CONN_MAX_AGE": 0 if pool else 60,
             "CONN_HEALTH_CHECKS": True,
-            "OPTIONS": dict(parse_qsl(parts.query)),
+            "OPTIONS": {**({"pool": True} if pool else {}), **dict(parse_qsl(parts.query))},
         }
     if parts.scheme == "sqlite":
         return {"ENGINE": "django.db.backends.sqlite3", "NAME": unquote(parts.path) or ":memory:"}
