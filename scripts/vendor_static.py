@@ -21,6 +21,9 @@ FILES = {
     "@xterm/xterm/css/xterm.css": "xterm/xterm.css",
     "@xterm/xterm/LICENSE": "xterm/LICENSE",
     "@xterm/addon-fit/lib/addon-fit.js": "xterm/addon-fit.js",
+    # The scripts name their source maps; the manifest storage insists they exist.
+    "@xterm/xterm/lib/xterm.js.map": "xterm/xterm.js.map",
+    "@xterm/addon-fit/lib/addon-fit.js.map": "xterm/addon-fit.js.map",
     "htmx.org/dist/htmx.min.js": "htmx/htmx.min.js",
     "htmx.org/LICENSE": "htmx/LICENSE",
 }

@@ -54,7 +54,12 @@ def studio_process(*args: str, env: dict[str, str] | None = None, port: int | No
     test can show it.
     """
     port = port or free_port()
-    environ = {**os.environ, **database_env(), **(env or {})}
+    environ = {
+        **os.environ,
+        "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        **database_env(),
+        **(env or {}),
+    }
     cmd = [sys.executable, "manage.py", *(args or ("runstudio",)), "--port", str(port)]
     log_path = Path(environ.get("STUDIO_DATA_DIR", ROOT / "data")) / f"studio-{port}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)

@@ -21,8 +21,9 @@ PROD = {
 
 def manage(*args, extra_env=None, drop=()):
     environ = {k: v for k, v in os.environ.items() if k not in drop}
-    environ.pop("DATABASE_URL", None)
-    environ.pop("REDIS_URL", None)
+    # Start from defaults, whatever mode this test run itself is in.
+    for name in ("DATABASE_URL", "REDIS_URL", "DEBUG", "SECURE_SSL_REDIRECT", "SECURE_COOKIES"):
+        environ.pop(name, None)
     environ.update(extra_env or {})
     return subprocess.run(
         [sys.executable, "manage.py", *args],
