@@ -177,7 +177,11 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+# A task whose worker died unacknowledged is redelivered after this long (Redis broker).
+# Tasks are idempotent, so a redelivery while the first run still goes is harmless.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 300, minimum=1)
+}
 if not REDIS_URL:
     # The in-memory transport polls its queues (1 s by default); a dict lookup every 20 ms
     # costs nothing and takes ~0.5 s off every deploy.
