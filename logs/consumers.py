@@ -32,6 +32,7 @@ from logs import selectors
 from logs.events import agent_group, session_group
 from logs.serializers import SessionOutputSerializer, line_payload
 from logs.services import STATUS_RANK
+from sandboxes.serializers import SandboxOutputSerializer
 from studio.errors import NotFound
 
 logger = logging.getLogger(__name__)
@@ -224,24 +225,10 @@ def _agent_state(user, kwargs) -> dict | None:
         return None
     sandbox = agent.sandboxes.order_by("-created_at").first()
     sessions = sessions_for(user=user, agent_id=agent.pk)[:20]
-    deployment = None
-    if sandbox is not None:
-        deployment = {
-            "id": str(sandbox.pk),
-            "backend": sandbox.backend,
-            "status": sandbox.status,
-            "error": sandbox.error,
-            "created_at": _iso(sandbox.created_at),
-            "ready_at": _iso(sandbox.ready_at),
-            "expires_at": _iso(sandbox.expires_at),
-        }
+    deployment = SandboxOutputSerializer(sandbox).data if sandbox is not None else None
     return {
         "type": "agent",
         "agent": {"id": str(agent.pk), "name": agent.name},
         "deployment": deployment,
         "sessions": SessionOutputSerializer(sessions, many=True).data,
     }
-
-
-def _iso(value):
-    return value.isoformat() if value else None

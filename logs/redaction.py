@@ -16,12 +16,13 @@ are not recognised unless they match a token shape.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterable
 from typing import Any
 
 from django.conf import settings
+
+from studio.model_env import model_env
 
 MASK = "***"
 MIN_SECRET_LENGTH = 4
@@ -75,9 +76,11 @@ class Redactor:
 
 def model_credentials() -> list[str]:
     """The model credential values this studio hands to sandboxes (from its environment)."""
-    names = set(settings.MODEL_ENV_NAMES)
-    names |= {n for n in os.environ if n.startswith("CLAUDE_CODE_") and _SECRETISH_NAME.search(n)}
-    return [os.environ[n] for n in sorted(names) if os.environ.get(n)]
+    return [
+        value
+        for name, value in model_env().items()
+        if name in settings.MODEL_ENV_NAMES or _SECRETISH_NAME.search(name)
+    ]
 
 
 def redactor_for_session(session) -> Redactor:

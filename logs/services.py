@@ -17,7 +17,8 @@ from logs.events import publish_lines, publish_session
 from logs.models import LogKind, LogLine
 from logs.redaction import redactor_for_session
 from logs.serializers import AppendBatch, LineIn, line_payload, truncate
-from sandboxes.models import LIVE_SANDBOX_STATUSES, Sandbox
+from sandboxes.models import LIVE_SANDBOX_STATUSES
+from sandboxes.services.activity import sandbox_touch
 from studio import tokens
 from studio.errors import ApplicationError, NotFound
 
@@ -222,12 +223,9 @@ def _touch_sandbox(session: Session) -> None:
     sandbox = session.sandbox
     if sandbox is None or sandbox.status not in LIVE_SANDBOX_STATUSES:
         return
-    now = timezone.now()
-    if now - sandbox.last_activity_at < ACTIVITY_RESOLUTION:
+    if timezone.now() - sandbox.last_activity_at < ACTIVITY_RESOLUTION:
         return  # touched moments ago: spare the busy path an UPDATE per batch
-    Sandbox.objects.filter(pk=sandbox.pk, status__in=LIVE_SANDBOX_STATUSES).update(
-        last_activity_at=now, expires_at=now + timedelta(seconds=session.agent.timeout_seconds)
-    )
+    sandbox_touch(sandbox)
 
 
 def studio_line_append(*, session: Session, kind: str, text: str) -> LogLine:
