@@ -48,9 +48,15 @@ def agent_update(*, agent: Agent, data: dict) -> Agent:
     return agent
 
 
-@transaction.atomic
 def agent_delete(*, agent: Agent) -> None:
-    """Delete an agent. Its live sandbox must be stopped first (the caller checks)."""
+    """Stop the agent's live sandbox (so nothing keeps running or costing), then delete the
+    agent with its skills, secrets, sessions and logs."""
+    from sandboxes.services.deploy import live_sandbox
+    from sandboxes.services.lifecycle import sandbox_stop
+
+    sandbox = live_sandbox(agent)
+    if sandbox is not None:
+        sandbox_stop(sandbox=sandbox)
     agent.delete()
 
 

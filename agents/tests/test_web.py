@@ -192,17 +192,15 @@ def test_the_edit_form_offers_the_bundled_web_scraping_skill(web, make_agent):
     assert '"name": "web-scraping"' in html
 
 
-def test_deleting_an_agent_with_a_live_sandbox_is_refused(web, make_agent):
+def test_deleting_an_agent_with_a_live_sandbox_deletes_both(web, make_agent):
+    # That the sandbox is killed too is proved end to end in sandboxes/tests/test_lifecycle.py.
     from sandboxes.models import Sandbox
 
     agent = make_agent()
     Sandbox.objects.create(agent=agent, backend="local", status="ready")
-    res = web.post(f"/agents/{agent.pk}/delete/", follow=True)
-    assert "Stop the agent" in res.content.decode()
-    assert Agent.objects.filter(pk=agent.pk).exists()
-    Sandbox.objects.filter(agent=agent).update(status="stopped")
     assert web.post(f"/agents/{agent.pk}/delete/").status_code == 302
     assert not Agent.objects.filter(pk=agent.pk).exists()
+    assert not Sandbox.objects.exists()
 
 
 def test_the_terminal_page_does_not_render_stored_lines(web, make_session):

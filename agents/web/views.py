@@ -23,7 +23,6 @@ from agents.selectors import agent_get, session_get, sessions_for
 from agents.services.agents import agent_create, agent_delete, agent_update
 from agents.web import summaries
 from agents.web.forms import AgentForm
-from sandboxes.services.deploy import live_sandbox
 from studio.errors import NotFound
 
 # Rows the agent page renders; the sessions API pages through the rest.
@@ -94,9 +93,6 @@ def agent_edit(request, agent_id):
 @owned
 def agent_remove(request, agent_id):
     agent = agent_get(user=request.user, agent_id=agent_id)
-    if live_sandbox(agent) is not None:  # agent_delete leaves this check to its caller
-        messages.error(request, "Stop the agent's sandbox before deleting it.")
-        return redirect("web:agent-edit", agent_id=agent.pk)
     agent_delete(agent=agent)
     messages.success(request, f"Deleted {agent.name}.")
     return redirect("web:agent-list")

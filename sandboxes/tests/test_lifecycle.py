@@ -251,3 +251,11 @@ def test_fifty_deploy_stop_cycles_leave_no_process_and_no_live_row(live_studio, 
     assert get_backend("local").list() == []
     leftovers = [pid for sid in ids for pid in find_processes(arg=sid, env_marker=sid)]
     assert leftovers == []
+
+
+def test_deleting_an_agent_kills_its_sandbox(live_studio, api, local):
+    agent_id = create_agent(api)
+    box = deploy_ready(api, agent_id)
+    assert api.delete(f"/api/agents/{agent_id}/").status_code == 204
+    assert box["id"] not in {s.sandbox_id for s in get_backend("local").list()}
+    assert not Sandbox.objects.filter(pk=box["id"]).exists()
