@@ -187,10 +187,19 @@ if not REDIS_URL:
     # costs nothing and takes ~0.5 s off every deploy.
     CELERY_BROKER_TRANSPORT_OPTIONS["polling_interval"] = 0.02
 CELERY_TASK_ALWAYS_EAGER = False
+if TESTING:
+    # Test runs sharing one Redis each get their own queue, so no run's worker takes
+    # another's tasks (whose rows live in another test database). Set in the environment so
+    # the workers and studios the tests start inherit it.
+    os.environ.setdefault("CELERY_QUEUE", f"test-{os.getpid()}")
+CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_QUEUE", "celery")
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "reap-expired-sandboxes": {"task": "sandboxes.tasks.sandboxes_reap", "schedule": 60.0},
     "reconcile-sandboxes": {"task": "sandboxes.tasks.sandboxes_reconcile", "schedule": 300.0},
+    # A sandbox that dies under a running session fails it within seconds, not at the
+    # next reconciliation.
+    "check-busy-sandboxes": {"task": "sandboxes.tasks.sandboxes_check_busy", "schedule": 15.0},
     "diagnose-silent-sessions": {
         "task": "sandboxes.tasks.sessions_diagnose_silent",
         "schedule": 15.0,

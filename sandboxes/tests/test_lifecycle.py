@@ -46,7 +46,7 @@ def test_cancel_kills_the_run_and_ends_the_session(live_studio, scripted_model, 
     )
     res = api.post(f"/api/sessions/{session_id}/cancel")
     assert res.status_code == 202
-    assert res.json()["status"] == "cancelled"
+    assert res.json()["status"] == "cancelled", [x["text"] for x in all_lines(api, session_id)]
     ps = api.post(f"/api/agents/{agent_id}/sandbox/exec", {"command": "ps -eo args"}, format="json")
     wait_for(
         lambda: (
