@@ -314,7 +314,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self, method: str) -> None:
         try:
-            raw = self._read_body() if method == "POST" else b""
+            # Read every body, GET's too: one left unread on a kept-alive connection would
+            # be parsed as the next request.
+            raw = self._read_body()
             self.runtime.check_auth(self.headers.get("Authorization"))
             body = self._parse(raw) if method == "POST" else None
             status, payload = self._route(method, self.path.split("?", 1)[0].rstrip("/"), body)
