@@ -44,6 +44,13 @@ def sandboxes_reconcile() -> dict:
 
 
 @shared_task
+def sandboxes_check_busy() -> int:
+    from sandboxes.services.lifecycle import sandboxes_check_busy as check
+
+    return check()
+
+
+@shared_task
 def sessions_diagnose_silent() -> int:
     from sandboxes.services.sessions import sessions_diagnose_silent as diagnose
 

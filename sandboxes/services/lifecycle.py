@@ -10,14 +10,17 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from agents.models import LIVE_SESSION_STATUSES
+from agents.models import LIVE_SESSION_STATUSES, SessionStatus
 from sandboxes.backends import get_backend
-from sandboxes.backends.base import BackendError
+from sandboxes.backends.base import BackendError, SandboxGone
 from sandboxes.models import LIVE_SANDBOX_STATUSES, Sandbox, SandboxStatus
+from sandboxes.runtime_client import RuntimeClient, RuntimeUnavailable
 from sandboxes.services.deploy import publish_deployment
 from sandboxes.services.sessions import sessions_cancel_for_sandbox, sessions_fail_for_sandbox
 
 log = logging.getLogger(__name__)
+
+GONE = "The sandbox disappeared (its process died or the provider removed it)."
 
 
 def sandbox_stop(
@@ -113,15 +116,44 @@ def sandboxes_reconcile() -> dict[str, int]:
                     status=SandboxStatus.STOPPED, stopped_at=timezone.now()
                 )
                 continue
-            sandbox_stop(
-                sandbox=row,
-                status=SandboxStatus.FAILED,
-                reason="The sandbox disappeared (its process died or the provider removed it).",
-            )
+            sandbox_stop(sandbox=row, status=SandboxStatus.FAILED, reason=GONE)
             failed += 1
     if killed or failed:
         log.warning("reconcile: killed=%s failed=%s", killed, failed)
     return {"killed": killed, "failed": failed}
+
+
+def sandboxes_check_busy() -> int:
+    """Fail ready sandboxes that died under a running session; returns how many.
+
+    Reconciliation would find them too, but only every few minutes, and until then their
+    sessions hang. The runtime's /health is asked first (cheap, no provider call); only a
+    sandbox whose runtime does not answer is looked up at the provider, and only one the
+    provider says is gone is failed: a slow runtime in a live sandbox is left alone.
+    """
+    busy = Sandbox.objects.filter(
+        status=SandboxStatus.READY,
+        sessions__status__in=[SessionStatus.STARTING, SessionStatus.RUNNING],
+    ).distinct()
+    failed = 0
+    for sandbox in busy:
+        try:
+            RuntimeClient(sandbox, timeout=5).health()
+            continue
+        except RuntimeUnavailable:
+            pass
+        try:
+            get_backend(sandbox.backend).connect(sandbox.external_id)
+            continue
+        except SandboxGone:
+            pass
+        except BackendError as exc:
+            log.warning("check busy: provider unreachable sandbox=%s error=%s", sandbox.pk, exc)
+            continue
+        log.warning("check busy: sandbox gone under its sessions sandbox=%s", sandbox.pk)
+        sandbox_stop(sandbox=sandbox, status=SandboxStatus.FAILED, reason=GONE)
+        failed += 1
+    return failed
 
 
 def _backends_in_use() -> list[str]:

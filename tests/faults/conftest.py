@@ -23,6 +23,9 @@ import requests
 from rest_framework.authtoken.models import Token
 
 from sandboxes.backends.local_jail import proc_environ, proc_start_time
+
+# The sandbox apps' fixtures: `backend` (local and the E2B double), `local`, `e2b_double`.
+from sandboxes.tests.conftest import backend, e2b_double, local  # noqa: F401
 from studio.testing.servers import ROOT, database_env, free_port, wait_http
 
 MARKER = "AGENT_STUDIO_SANDBOX"
@@ -120,12 +123,12 @@ def studio_data(tmp_path):
 def kill_jails(data_dir: Path) -> None:
     from sandboxes.backends.local import LocalBackend
 
-    backend = LocalBackend(data_dir=data_dir)
+    jails = LocalBackend(data_dir=data_dir)
     root = data_dir / "sandboxes"
     for path in root.iterdir() if root.is_dir() else []:
         if path.is_dir():
             with contextlib.suppress(Exception):
-                backend.kill(path.name)
+                jails.kill(path.name)
 
 
 @pytest.fixture
