@@ -20,10 +20,12 @@ from sandboxes.tests.flow import all_lines, deploy_ready, session_done, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
+# Not `sleep 30`: the Claude CLI refuses a leading sleep of 25 s or more in its Bash tool.
+SLOW_COMMAND = "python3 -c 'import time; time.sleep(30)'; echo late"
 SLOW_SCRIPT = {
     "marker": "[[slow]]",
     "turns": [
-        [{"type": "tool_use", "name": "Bash", "input": {"command": "sleep 30; echo late"}}],
+        [{"type": "tool_use", "name": "Bash", "input": {"command": SLOW_COMMAND}}],
         [{"type": "text", "text": "done"}],
     ],
 }
