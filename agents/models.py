@@ -30,6 +30,22 @@ env_name_validator = RegexValidator(
 )
 
 
+# The fields a user sets on an agent (API, pages and services all speak of these).
+AGENT_FIELDS = (
+    "name",
+    "description",
+    "system_prompt",
+    "model",
+    "allowed_tools",
+    "max_turns",
+    "permission_mode",
+    "sandbox_backend",
+    "template",
+    "timeout_seconds",
+    "env",
+)
+
+
 def default_tools() -> list[str]:
     return list(DEFAULT_TOOLS)
 

@@ -5,7 +5,14 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from agents.models import KNOWN_TOOLS, PERMISSION_MODES, Agent, Skill, env_name_validator
+from agents.models import (
+    AGENT_FIELDS,
+    KNOWN_TOOLS,
+    PERMISSION_MODES,
+    Agent,
+    Skill,
+    env_name_validator,
+)
 
 RESERVED_ENV_PREFIXES = ("ANTHROPIC_", "CLAUDE_CODE_", "RUNTIME_", "AGENT_STUDIO_")
 MAX_ENV_VALUE = 32 * 1024
@@ -67,21 +74,7 @@ class AgentInputSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Agent
-        fields = [
-            "name",
-            "description",
-            "system_prompt",
-            "model",
-            "allowed_tools",
-            "max_turns",
-            "permission_mode",
-            "sandbox_backend",
-            "template",
-            "timeout_seconds",
-            "env",
-            "skills",
-            "secrets",
-        ]
+        fields = [*AGENT_FIELDS, "skills", "secrets"]
 
     def validate_name(self, value: str) -> str:
         if not value.strip():
@@ -122,25 +115,7 @@ class AgentOutputSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Agent
-        fields = [
-            "id",
-            "name",
-            "description",
-            "system_prompt",
-            "model",
-            "allowed_tools",
-            "max_turns",
-            "permission_mode",
-            "sandbox_backend",
-            "template",
-            "timeout_seconds",
-            "env",
-            "skills",
-            "secrets",
-            "cost",
-            "created_at",
-            "updated_at",
-        ]
+        fields = ["id", *AGENT_FIELDS, "skills", "secrets", "cost", "created_at", "updated_at"]
         read_only_fields = fields
 
     @extend_schema_field(CostSerializer)

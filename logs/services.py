@@ -20,17 +20,7 @@ from logs.serializers import AppendBatch, LineIn, line_payload, truncate
 from sandboxes.models import LIVE_SANDBOX_STATUSES
 from sandboxes.services.activity import sandbox_touch
 from studio import tokens
-from studio.errors import ApplicationError, NotFound
-
-
-class NotAuthenticated(ApplicationError):
-    status = 401
-    code = "NotAuthenticated"
-
-
-class Forbidden(ApplicationError):
-    status = 403
-    code = "PermissionDenied"
+from studio.errors import Forbidden, NotAuthenticated, NotFound
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,16 @@ class ValidationFailed(ApplicationError):
     code = "ValidationError"
 
 
+class NotAuthenticated(ApplicationError):
+    status = 401
+    code = "NotAuthenticated"
+
+
+class Forbidden(ApplicationError):
+    status = 403
+    code = "PermissionDenied"
+
+
 class NotFound(ApplicationError):
     status = 404
     code = "NotFound"

@@ -4,27 +4,13 @@ from __future__ import annotations
 
 from django.db import transaction
 
-from agents.models import Agent, Secret, Skill
-
-_SCALAR_FIELDS = (
-    "name",
-    "description",
-    "system_prompt",
-    "model",
-    "allowed_tools",
-    "max_turns",
-    "permission_mode",
-    "sandbox_backend",
-    "template",
-    "timeout_seconds",
-    "env",
-)
+from agents.models import AGENT_FIELDS, Agent, Secret, Skill
 
 
 @transaction.atomic
 def agent_create(*, owner, data: dict) -> Agent:
     """Create an agent with its skills and secrets, all or nothing."""
-    agent = Agent(owner=owner, **{k: data[k] for k in _SCALAR_FIELDS if k in data})
+    agent = Agent(owner=owner, **{k: data[k] for k in AGENT_FIELDS if k in data})
     agent.full_clean()
     agent.save()
     _replace_skills(agent, data.get("skills", []))
@@ -36,7 +22,7 @@ def agent_create(*, owner, data: dict) -> Agent:
 def agent_update(*, agent: Agent, data: dict) -> Agent:
     """Update the fields given. `skills`, when given, replaces the list; `secrets` merges
     (a null value removes that secret)."""
-    for field in _SCALAR_FIELDS:
+    for field in AGENT_FIELDS:
         if field in data:
             setattr(agent, field, data[field])
     agent.full_clean()

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 
 WORKSPACE = "/workspace"
 RUNTIME_PORT = 8080
+TIMEOUT_EXIT_CODE = 124  # what coreutils `timeout` reports; every backend reports it alike
+MAX_OUTPUT_BYTES = 1 << 20  # per stream of one exec, unless a backend is told otherwise
 
 
 class BackendError(Exception):
@@ -40,6 +42,11 @@ class PathOutsideWorkspace(BackendError):
 
     def __init__(self, path: str):
         super().__init__(f"Path {path!r} resolves outside /workspace.", code="PathOutsideWorkspace")
+
+
+class PathNotUsable(BackendError):
+    """The path is inside /workspace but cannot be used that way: a directory where a file
+    is wanted (or the reverse), a FIFO or device, a symlink loop. The caller's mistake."""
 
 
 class FileNotFoundInSandbox(BackendError):

@@ -37,7 +37,9 @@ from e2b import (
 from e2b.connection_config import ConnectionConfig
 
 from sandboxes.backends.base import (
+    MAX_OUTPUT_BYTES,
     RUNTIME_PORT,
+    TIMEOUT_EXIT_CODE,
     WORKSPACE,
     BackendError,
     CreateSpec,
@@ -56,7 +58,6 @@ logger = logging.getLogger(__name__)
 TOKEN_DIR = "/home/user/.agent_runtime"
 TOKEN_FILE = f"{TOKEN_DIR}/token"
 BUILD_HINT = "Build it with `python manage.py build_template` and set E2B_TEMPLATE_ID."
-TIMEOUT_EXIT_CODE = 124  # what coreutils `timeout` reports, as the local backend does
 # How long the quick housekeeping commands (token provisioning, realpath) may take.
 HOUSEKEEPING_TIMEOUT = 30
 
@@ -76,7 +77,7 @@ class E2BBackend(SandboxBackend):
         request_timeout: float = 30.0,
         sandbox_scheme: str = "https",
         host_resolver: Callable[[str], str] | None = None,
-        max_output_bytes: int = 1 << 20,
+        max_output_bytes: int = MAX_OUTPUT_BYTES,
     ):
         """`sandbox_scheme` and `host_resolver` exist for the local double (tests): in
         production a sandbox port is `https://{port}-{id}.{domain}`, which needs wildcard DNS;

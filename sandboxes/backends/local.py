@@ -49,7 +49,9 @@ from pathlib import Path
 
 from sandboxes.backends import local_jail
 from sandboxes.backends.base import (
+    MAX_OUTPUT_BYTES,
     RUNTIME_PORT,
+    TIMEOUT_EXIT_CODE,
     WORKSPACE,
     BackendError,
     CreateSpec,
@@ -66,7 +68,6 @@ log = logging.getLogger(__name__)
 
 ISOLATIONS = ("bwrap", "none")
 MARKER = "AGENT_STUDIO_SANDBOX"
-TIMEOUT_EXIT_CODE = 124  # what coreutils `timeout` reports
 EXIT_GRACE = 0.2  # seconds to collect output after an exec's command has exited
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _DEFAULT_RUNTIME_DIR = str(Path(__file__).resolve().parents[2] / "agent_runtime")
@@ -92,7 +93,7 @@ class LocalBackend(SandboxBackend):
         runtime_dir: str = _DEFAULT_RUNTIME_DIR,
         rlimits: dict[str, int | None] | None = None,
         tmpfs_bytes: int = 256 << 20,
-        max_output_bytes: int = 1 << 20,
+        max_output_bytes: int = MAX_OUTPUT_BYTES,
         max_read_bytes: int = 64 << 20,
         host: str = "127.0.0.1",
     ):
