@@ -16,6 +16,20 @@ def test_schema_validates_without_warnings(tmp_path):
 DESIGN_ROUTES = {
     "/api/agents/": {"get", "post"},
     "/api/agents/{id}/": {"get", "put", "patch", "delete"},
+    "/api/agents/{agent_id}/deploy": {"post"},
+    "/api/agents/{agent_id}/sandbox": {"get"},
+    "/api/agents/{agent_id}/execute": {"post"},
+    "/api/agents/{agent_id}/stop": {"post"},
+    "/api/agents/{agent_id}/sandbox/files": {"get", "post"},
+    "/api/agents/{agent_id}/sandbox/packages": {"post"},
+    "/api/agents/{agent_id}/sandbox/exec": {"post"},
+    "/api/sessions/": {"get"},
+    "/api/sessions/{session_id}/": {"get"},
+    "/api/usage/": {"get"},
+    "/api/sessions/{session_id}/cancel": {"post"},
+    "/api/sessions/{session_id}/logs": {"get"},
+    "/api/agents/{agent_id}/logs": {"get"},
+    "/api/internal/logs/append": {"post"},
 }
 
 
