@@ -803,6 +803,11 @@ def run_load(
             sampler = Sampler(studio, interval=sample_interval)
             try:
                 return _measure(studio, sampler, runs, baseline_runs, timeout, load_before)
+            except BaseException:
+                log = Path(studio.data_dir) / "studio.log"
+                if log.exists():  # the studio's side of the failure
+                    sys.stderr.write(log.read_text(errors="replace")[-5000:])
+                raise
             finally:
                 sampler.close()
                 kill_sandboxes(studio.data_dir)
