@@ -206,6 +206,14 @@ def load(b: dict) -> list[tuple]:
             NONE,
         ),
         (
+            "WebSocket connects that failed (watcher reconnected)",
+            str(m.get("socket_failures", 0)),
+            f"{s.get('socket_failures', 0)} solo",
+            NONE,
+            NONE,
+            NONE,
+        ),
+        (
             f"studio CPU ({'+'.join(m['studio'])}); peak RSS",
             f"{studio_cpu:.1f} s ({m['studio_cpu_ms_per_line']} ms/line); {studio_rss:.0f} MiB",
             f"{solo_studio_cpu:.1f} s solo",
