@@ -10,24 +10,34 @@ from __future__ import annotations
 import logging
 import threading
 
+from celery import signals
 from celery.beat import EmbeddedService
 
 log = logging.getLogger(__name__)
 
 
 class EmbeddedWorker:
-    """A Celery worker (thread pool) and the beat scheduler running in daemon threads."""
+    """A Celery worker (thread pool) and the beat scheduler running in daemon threads.
 
-    def __init__(self, app, *, concurrency: int = 4, beat: bool = True):
+    With `ready_signal`, Celery's `worker_ready` is sent once the worker consumes, as
+    `celery worker` does: the studio reconciles its sandboxes on it after a restart. A bare
+    WorkController never sends it. Tests that start a worker of their own leave it off.
+    """
+
+    def __init__(self, app, *, concurrency: int = 4, beat: bool = True, ready_signal=False):
         self.app = app
         self.concurrency = concurrency
         self.with_beat = beat
+        self.ready_signal = ready_signal
         self.worker = None
         self.beat = None
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
-        self.worker = self.app.WorkController(
+        controller = self.app.WorkController
+        if self.ready_signal:
+            controller = type("ReadyWorkController", (controller,), {"on_consumer_ready": _ready})
+        self.worker = controller(
             pool_cls="threads",
             concurrency=self.concurrency,
             hostname="embedded@studio",
@@ -50,3 +60,7 @@ class EmbeddedWorker:
             self.worker.stop(in_sighandler=False)
         if self._thread is not None:
             self._thread.join(timeout=10)
+
+
+def _ready(self, consumer) -> None:
+    signals.worker_ready.send(sender=consumer)

@@ -22,7 +22,7 @@ import pytest
 import requests
 from rest_framework.authtoken.models import Token
 
-from sandboxes.backends.local_jail import proc_environ, proc_start_time
+from sandboxes.backends.local_jail import proc_cmdline, proc_environ, proc_start_time
 
 # The sandbox apps' fixtures: `backend` (local and the E2B double), `local`, `e2b_double`.
 from sandboxes.tests.conftest import backend, e2b_double, local  # noqa: F401
@@ -256,6 +256,16 @@ def sandbox_processes(sandbox_id: str) -> list[int]:
     for entry in os.listdir("/proc"):
         pid = int(entry) if entry.isdigit() else 0
         if pid and proc_environ(pid).get(MARKER) == sandbox_id and proc_start_time(pid):
+            found.append(pid)
+    return found
+
+
+def processes_mentioning(text: str) -> list[int]:
+    """Live processes with an argument containing `text` (a jail's bwraps name its dirs)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        pid = int(entry) if entry.isdigit() else 0
+        if pid and any(text in arg for arg in proc_cmdline(pid)) and proc_start_time(pid):
             found.append(pid)
     return found
 

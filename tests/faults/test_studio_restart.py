@@ -1,16 +1,27 @@
-"""The studio's web process dies (SIGKILL) mid-run and comes back on the same address: the
-run goes on in its sandbox, the runtime's spool delivers what the studio missed, and the
-session completes with every line exactly once."""
+"""The studio restarts while its local sandboxes live on.
+
+Killed (SIGKILL) mid-run and started again on the same address: the run goes on in its
+sandbox, the runtime's spool delivers what the studio missed, and the session completes with
+every line exactly once. Restarted with idle jails: the one a live row owns still answers
+exec, files and execute; the one nothing owns is killed; no process is left over."""
 
 from __future__ import annotations
 
+import signal
 import time
 from datetime import datetime
 
 import pytest
+from django.utils import timezone
 
-from sandboxes.tests.flow import all_lines, session_done, wait_for
-from tests.faults.conftest import HttpApi, assert_complete_log, sandbox_processes
+from sandboxes.models import Sandbox
+from sandboxes.tests.flow import all_lines, deploy_ready, session_done, wait_for
+from tests.faults.conftest import (
+    HttpApi,
+    assert_complete_log,
+    processes_mentioning,
+    sandbox_processes,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -79,3 +90,51 @@ def test_a_sigkilled_studio_restarted_on_its_port_completes_the_run_from_the_spo
     stopped = api.post(f"/api/agents/{agent_id}/stop").json()["deployment"]
     assert stopped["status"] == "stopped"
     wait_for(lambda: not sandbox_processes(stopped["id"]), timeout=10, what="the jail to go")
+
+
+def test_a_restarted_studio_finds_its_live_jails_and_kills_the_ones_no_row_owns(
+    scripted_model, start_studio, studio_data, token
+):
+    studio = start_studio()
+    api = HttpApi(studio.base, token)
+    kept_agent = api.post("/api/agents/", {"name": "kept"}).json()["id"]
+    dropped_agent = api.post("/api/agents/", {"name": "dropped"}).json()["id"]
+    kept = deploy_ready(api, kept_agent)["id"]
+    dropped = deploy_ready(api, dropped_agent)["id"]
+    assert api.post(
+        f"/api/agents/{kept_agent}/sandbox/files",
+        {"files": [{"path": "before.txt", "content": "written before the restart"}]},
+    ).ok
+    kept_pids = sandbox_processes(kept)
+    assert kept_pids and sandbox_processes(dropped)
+
+    studio.kill(signal.SIGTERM)
+    # While the studio is down its record of one sandbox ends (an operator's edit, a restored
+    # backup): nothing owns that jail any more.
+    Sandbox.objects.filter(pk=dropped).update(status="stopped", stopped_at=timezone.now())
+    assert sandbox_processes(dropped), "the jail must outlive the studio for this test"
+    studio = start_studio(port=studio.port)
+
+    # Reconciliation at worker start kills the unowned jail...
+    wait_for(lambda: not sandbox_processes(dropped), timeout=30, what="the unowned jail killed")
+    # ...and the owned one is still the same jail, and still serves everything.
+    assert Sandbox.objects.get(pk=kept).status == "ready"
+    assert set(kept_pids) <= set(sandbox_processes(kept))
+    res = api.post(
+        f"/api/agents/{kept_agent}/sandbox/exec", {"command": "cat before.txt; echo; id -u"}
+    )
+    assert res.status_code == 200, res.text
+    assert res.json()["stdout"] == "written before the restart\n1000\n"
+    listing = api.get(f"/api/agents/{kept_agent}/sandbox/files").json()
+    assert "before.txt" in {e["name"] for e in listing["entries"]}
+    res = api.post(f"/api/agents/{kept_agent}/execute", {"prompt": "still there?"})
+    session = session_done(api, res.json()["session_id"], timeout=60)
+    assert session["status"] == "completed", session
+    assert session["sandbox"] == kept
+    assert_complete_log(all_lines(api, session["id"]))
+
+    # Stopped through the new studio: no process of either jail is left anywhere.
+    assert api.post(f"/api/agents/{kept_agent}/stop").json()["deployment"]["status"] == "stopped"
+    root = str(studio_data / "sandboxes")
+    wait_for(lambda: not processes_mentioning(root), timeout=10, what="no jail process left")
+    assert not sandbox_processes(kept) and not sandbox_processes(dropped)

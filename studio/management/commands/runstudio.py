@@ -39,7 +39,7 @@ class Command(BaseCommand):
                 self.stderr.write("The in-memory broker only works in embedded mode.")
             from studio.embedded import EmbeddedWorker
 
-            worker = EmbeddedWorker(app, concurrency=concurrency)
+            worker = EmbeddedWorker(app, concurrency=concurrency, ready_signal=True)
             worker.start()
         url = f"http://{host}:{port}/"
         self.stdout.write(
