@@ -179,8 +179,13 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A task whose worker died unacknowledged is redelivered after this long (Redis broker).
 # Tasks are idempotent, so a redelivery while the first run still goes is harmless.
+_VISIBILITY_TIMEOUT = env_int("CELERY_VISIBILITY_TIMEOUT", 300, minimum=1)
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 300, minimum=1)
+    "visibility_timeout": _VISIBILITY_TIMEOUT,
+    # kombu only looks for such tasks every interval x throttle seconds (10 x 10 by
+    # default), which would add up to 100 s to the timeout: look at a tenth of it instead.
+    "unacked_restore_interval": max(1, min(30, _VISIBILITY_TIMEOUT // 10)),
+    "unacked_restore_throttle": 1,
 }
 if not REDIS_URL:
     # The in-memory transport polls its queues (1 s by default); a dict lookup every 20 ms
