@@ -26,6 +26,7 @@ from sandboxes.backends.base import (
     BackendError,
     DirEntry,
     FileNotFoundInSandbox,
+    PathNotUsable,
     PathOutsideWorkspace,
 )
 from sandboxes.paths import InvalidPath, confine
@@ -84,7 +85,9 @@ class Workspace:
                 if stat.S_ISLNK(st.st_mode):
                     hops += 1
                     if hops > MAX_SYMLINK_HOPS:
-                        raise BackendError(f"Too many levels of symbolic links: {path}")
+                        raise PathNotUsable(
+                            f"Too many levels of symbolic links: {path}", code="SymlinkLoop"
+                        )
                     target = os.readlink(name, dir_fd=stack[-1])
                     if target.startswith("/"):
                         target = posixpath.normpath(target)
@@ -120,7 +123,7 @@ class Workspace:
             stack, name = self._walk(path, create_dirs=create_dirs)
             try:
                 if name is None:
-                    raise BackendError(f"{path} is a directory.", code="IsADirectory")
+                    raise PathNotUsable(f"{path} is a directory.", code="IsADirectory")
                 try:
                     fd = os.open(
                         name,
@@ -134,9 +137,13 @@ class Workspace:
                     if exc.errno == errno.ELOOP:
                         continue  # became a symlink after we looked: resolve again
                     if exc.errno == errno.EISDIR:
-                        raise BackendError(f"{path} is a directory.", code="IsADirectory") from None
+                        raise PathNotUsable(
+                            f"{path} is a directory.", code="IsADirectory"
+                        ) from None
                     if exc.errno == errno.ENXIO:
-                        raise BackendError(f"{path} is not a regular file.") from None
+                        raise PathNotUsable(
+                            f"{path} is not a regular file.", code="NotARegularFile"
+                        ) from None
                     raise
             finally:
                 for dfd in stack:
@@ -145,8 +152,8 @@ class Workspace:
             if not stat.S_ISREG(st.st_mode):
                 os.close(fd)
                 if stat.S_ISDIR(st.st_mode):
-                    raise BackendError(f"{path} is a directory.", code="IsADirectory")
-                raise BackendError(f"{path} is not a regular file.")
+                    raise PathNotUsable(f"{path} is a directory.", code="IsADirectory")
+                raise PathNotUsable(f"{path} is not a regular file.", code="NotARegularFile")
             return fd, st
         raise BackendError(f"Path keeps changing: {path}")
 
@@ -166,11 +173,11 @@ class Workspace:
             os.close(fd)
 
     def read(self, path: str, *, max_bytes: int) -> bytes:
-        """Read a whole regular file; BackendError(code="FileTooLarge") above max_bytes."""
+        """Read a whole regular file; PathNotUsable(code="FileTooLarge") above max_bytes."""
         fd, st = self._open(path, os.O_RDONLY)
         try:
             if st.st_size > max_bytes:
-                raise BackendError(
+                raise PathNotUsable(
                     f"{path} is {st.st_size} bytes, more than the {max_bytes} allowed.",
                     code="FileTooLarge",
                 )
@@ -178,7 +185,7 @@ class Workspace:
             while chunk := os.read(fd, 1 << 20):
                 total += len(chunk)
                 if total > max_bytes:  # grew while we read
-                    raise BackendError(
+                    raise PathNotUsable(
                         f"{path} is larger than {max_bytes} bytes.", code="FileTooLarge"
                     )
                 chunks.append(chunk)
@@ -245,6 +252,6 @@ class Workspace:
         full = self._confine(path)
         fd = self._open_dir(full)
         if fd is None:
-            raise BackendError(f"{path} is not a directory.", code="NotADirectory")
+            raise PathNotUsable(f"{path} is not a directory.", code="NotADirectory")
         os.close(fd)
         return full

@@ -12,6 +12,7 @@ from sandboxes.backends.base import (
     BackendError,
     ExecResult,
     FileNotFoundInSandbox,
+    PathNotUsable,
     PathOutsideWorkspace,
 )
 from sandboxes.models import Sandbox, SandboxStatus
@@ -59,6 +60,10 @@ def _backend_call(fn, *args, **kwargs):
         raise ValidationFailed(exc.message, details={"path": [exc.message]}) from None
     except FileNotFoundInSandbox as exc:
         raise NotFound(exc.message) from None
+    except PathNotUsable as exc:
+        raise ValidationFailed(
+            exc.message, code=exc.code, details={"path": [exc.message]}
+        ) from None
     except BackendError as exc:
         raise Unavailable(exc.message) from None
 
