@@ -90,6 +90,12 @@ class AgentInputSerializer(serializers.ModelSerializer):
     def validate_skills(self, value: list[dict]) -> list[dict]:
         if len(value) > MAX_SKILLS:
             raise serializers.ValidationError(f"At most {MAX_SKILLS} skills.")
+        # A PATCH is partial down to the nested skills, but a list replaces them all, so
+        # each one must still be whole.
+        for item in value:
+            missing = [f for f in SkillSerializer.Meta.fields if f not in item]
+            if missing:
+                raise serializers.ValidationError(f"Each skill needs {', '.join(missing)}.")
         names = [s["name"] for s in value]
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:

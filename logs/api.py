@@ -28,6 +28,7 @@ from logs.serializers import (
     parse_append,
     parse_session_id,
 )
+from studio.api import MAX_QUERY_INT
 from studio.errors import ValidationFailed
 
 MAX_SESSION_PAGE = 5000
@@ -63,8 +64,8 @@ class SessionDetailView(generics.RetrieveAPIView):
 
 
 class SessionLogsQuerySerializer(serializers.Serializer):
-    after = serializers.IntegerField(min_value=0, default=0)
-    limit = serializers.IntegerField(min_value=1, default=500)
+    after = serializers.IntegerField(min_value=0, max_value=MAX_QUERY_INT, default=0)
+    limit = serializers.IntegerField(min_value=1, max_value=MAX_QUERY_INT, default=500)
 
 
 class SessionLogsView(APIView):
@@ -89,8 +90,8 @@ class SessionLogsView(APIView):
 
 
 class AgentLogsQuerySerializer(serializers.Serializer):
-    limit = serializers.IntegerField(min_value=1, default=100)
-    offset = serializers.IntegerField(min_value=0, default=0)
+    limit = serializers.IntegerField(min_value=1, max_value=MAX_QUERY_INT, default=100)
+    offset = serializers.IntegerField(min_value=0, max_value=MAX_QUERY_INT, default=0)
 
 
 class AgentLogsView(APIView):

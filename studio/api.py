@@ -3,18 +3,54 @@
 from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
+from django.core.exceptions import ValidationError as ModelValidationError
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from studio.errors import ApplicationError
+from studio.errors import ApplicationError, ValidationFailed
+
+# The largest integer the database takes (bigint): a larger query number is a 400, not an
+# overflow in the database driver (a 500).
+MAX_QUERY_INT = 2**63 - 1
 
 
 class Pagination(LimitOffsetPagination):
+    """limit/offset pages. A limit or offset that is not a number in range is a 400, like
+    every other bad query parameter (DRF's default silently ignores it)."""
+
     default_limit = 50
     max_limit = 500
+
+    def get_limit(self, request):
+        limit = self._int(request, self.limit_query_param, 1, self.default_limit)
+        return min(limit, self.max_limit)
+
+    def get_offset(self, request):
+        return self._int(request, self.offset_query_param, 0, 0)
+
+    @staticmethod
+    def _int(request, name: str, minimum: int, default: int) -> int:
+        raw = request.query_params.get(name)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            value = None
+        if value is None or not minimum <= value <= MAX_QUERY_INT:
+            message = f"Must be an integer from {minimum} to {MAX_QUERY_INT}."
+            raise ValidationFailed(f"{name}: {message}", details={name: [message]})
+        return value
+
+    def get_schema_operation_parameters(self, view):
+        params = super().get_schema_operation_parameters(view)
+        for param in params:
+            param["schema"]["minimum"] = 1 if param["name"] == self.limit_query_param else 0
+            param["schema"]["maximum"] = MAX_QUERY_INT
+        return params
 
 
 _CODES = {
@@ -53,6 +89,11 @@ def exception_handler(exc, context):
         return error_response(exc.code, exc.message, exc.status, exc.details or None)
     if isinstance(exc, RequestDataTooBig):
         return error_response("PayloadTooLarge", "The request body is too large.", 413)
+    if isinstance(exc, ModelValidationError):  # a model's full_clean() in a service
+        details = (
+            exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+        )
+        return error_response("ValidationError", _first_message(details), 400, details)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
