@@ -10,10 +10,13 @@ from agents import selectors
 from agents.serializers import AgentInputSerializer, AgentOutputSerializer
 from agents.services.agents import agent_create, agent_delete, agent_update
 from sandboxes.selectors import costs_by_agent
+from studio.api import Pagination
 
 
 class AgentViewSet(viewsets.ViewSet):
     lookup_value_regex = "[0-9a-fA-F-]{36}"
+    # Declared so the schema shows the list's page envelope, not a bare array.
+    pagination_class = Pagination
 
     @extend_schema(responses=AgentOutputSerializer(many=True))
     def list(self, request):
@@ -54,9 +57,7 @@ class AgentViewSet(viewsets.ViewSet):
     @property
     def paginator(self):
         if not hasattr(self, "_paginator"):
-            from studio.api import Pagination
-
-            self._paginator = Pagination()
+            self._paginator = self.pagination_class()
         return self._paginator
 
 

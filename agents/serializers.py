@@ -9,6 +9,7 @@ from agents.models import (
     AGENT_FIELDS,
     KNOWN_TOOLS,
     PERMISSION_MODES,
+    SANDBOX_BACKENDS,
     Agent,
     Skill,
     env_name_validator,
@@ -118,6 +119,10 @@ class AgentOutputSerializer(serializers.ModelSerializer):
         help_text="Names of the secrets set on this agent; values are never returned."
     )
     cost = serializers.SerializerMethodField()
+    # Blank means the site default; declared so the schema's enum admits it.
+    sandbox_backend = serializers.ChoiceField(
+        choices=SANDBOX_BACKENDS, allow_blank=True, read_only=True
+    )
 
     class Meta:
         model = Agent

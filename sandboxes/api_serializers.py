@@ -5,6 +5,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from agents.serializers import validate_env_names
+from sandboxes.paths import MAX_PATH_LENGTH
 from sandboxes.services.actions import MAX_EXEC_TIMEOUT_MS, MAX_FILES_PER_REQUEST
 from sandboxes.services.sessions import MAX_PROMPT_CHARS
 
@@ -31,7 +32,7 @@ class ExecuteOutputSerializer(serializers.Serializer):
 
 
 class FileInputSerializer(serializers.Serializer):
-    path = serializers.CharField(max_length=4096, trim_whitespace=False)
+    path = serializers.CharField(max_length=MAX_PATH_LENGTH, trim_whitespace=False)
     content = serializers.CharField(allow_blank=True, trim_whitespace=False)
     encoding = serializers.ChoiceField(choices=["utf-8", "base64"], required=False, default="utf-8")
 
@@ -62,7 +63,7 @@ class FileReadSerializer(serializers.Serializer):
 
 class PackagesInputSerializer(serializers.Serializer):
     packages = serializers.ListField(
-        child=serializers.CharField(max_length=214), allow_empty=False, max_length=50
+        child=serializers.CharField(max_length=214), min_length=1, max_length=50
     )
     manager = serializers.ChoiceField(choices=["pip", "npm"], required=False, default="pip")
 
@@ -72,7 +73,7 @@ class ExecInputSerializer(serializers.Serializer):
     timeout = serializers.IntegerField(
         required=False, min_value=1, max_value=MAX_EXEC_TIMEOUT_MS, help_text="Milliseconds."
     )
-    cwd = serializers.CharField(required=False, max_length=4096)
+    cwd = serializers.CharField(required=False, max_length=MAX_PATH_LENGTH)
 
 
 class ExecOutputSerializer(serializers.Serializer):
