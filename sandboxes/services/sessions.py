@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from agents.models import FINAL_SESSION_STATUSES, Agent, Session, SessionStatus
 from logs.events import publish_session
+from logs.redaction import redactor_for_session
 from sandboxes.models import Sandbox, SandboxStatus
 from sandboxes.runtime_client import RuntimeClient, RuntimeUnavailable
 from sandboxes.services.activity import sandbox_touch
@@ -44,6 +45,10 @@ def session_execute(*, agent: Agent, prompt: str, env: dict[str, str], resume=No
         sandbox = sandbox_deploy(agent=agent)
         session = Session(agent=agent, sandbox=sandbox, prompt=prompt, resumed_from=resumed_from)
         session.set_env(env)
+        # The prompt is stored, listed and shown like a log line, so a secret value typed
+        # into it is masked the same way (the run gets the masked prompt: the value itself
+        # reaches the run through its env).
+        session.prompt = redactor_for_session(session).text(prompt)
         session.save()
         publish_session(session)
         transaction.on_commit(lambda: _queue_start(session.pk))
