@@ -758,6 +758,14 @@ def _summary(values: list[float], unit: str, digits: int = 2) -> dict:
     }
 
 
+def _kinds(failures: list[str]) -> dict:
+    kinds: dict[str, list] = {}
+    for failure in failures:
+        entry = kinds.setdefault(failure.split(" ", 1)[0], [0, failure[:300]])
+        entry[0] += 1
+    return kinds
+
+
 def summarise(result: dict) -> dict:
     lines = sum(len(r.lines) for r in result["runs"])
     return {
@@ -770,6 +778,8 @@ def summarise(result: dict) -> dict:
         "line_to_stored": _ms(result["to_store"]),
         "stored_to_watcher": _ms(result["to_watcher"]),
         "socket_failures": sum(len(r.socket_failures) for r in result["runs"]),
+        # What went wrong, by exception type: (count, one example).
+        "socket_failure_kinds": _kinds([f for r in result["runs"] for f in r.socket_failures]),
         "session_wall": _ms(result["walls"]),
         "sandbox_cpu_s": _summary(result["sandbox_cpu_s"], "s"),
         "sandbox_pss_peak_mib": _summary(result["sandbox_pss_peak_mib"], "mib", 1),
