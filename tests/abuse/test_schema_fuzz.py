@@ -30,8 +30,9 @@ EXCLUDED_CHECKS = [positive_data_acceptance, negative_data_rejection]  # why: se
 
 
 @pytest.fixture
-def studio_schema(db):
+def studio_schema(db, settings):
     """The schema, loaded from the app itself through WSGI in this thread and transaction."""
+    settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "localhost"]  # schemathesis's Host
     # The WSGI handler closes "old" connections at each request's end; in a test that is the
     # test's own transaction (Django's test client disconnects this the same way).
     request_started.disconnect(close_old_connections)
