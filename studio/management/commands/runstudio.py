@@ -56,6 +56,9 @@ class Command(BaseCommand):
                 signal_handlers=True,
                 verbosity=0,
                 application_close_timeout=5,
+                # A busy machine (sandboxes share its cores) can take seconds to answer a
+                # WebSocket handshake; daphne's 5 s default then drops the terminal.
+                websocket_handshake_timeout=20,
             ).run()
         finally:
             if worker is not None:
