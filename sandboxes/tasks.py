@@ -51,6 +51,14 @@ def sandboxes_check_busy() -> int:
 
 
 @shared_task
+def work_requeue_stalled() -> int:
+    from sandboxes.services.deploy import sandboxes_requeue_pending
+    from sandboxes.services.sessions import sessions_requeue_queued
+
+    return sandboxes_requeue_pending() + sessions_requeue_queued()
+
+
+@shared_task
 def sessions_diagnose_silent() -> int:
     from sandboxes.services.sessions import sessions_diagnose_silent as diagnose
 

@@ -162,7 +162,15 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "capacity": 1500, "expiry": 30},
+            "CONFIG": {
+                # channels_redis waits for messages with 5 s blocking reads, and redis-py 8
+                # gives every socket a 5 s read timeout by default: an idle WebSocket's read
+                # timed out and its consumer died (close 1011). No read timeout, as before
+                # redis-py 8 (a timeout longer than the read also hangs task cancellation).
+                "hosts": [{"address": REDIS_URL, "socket_timeout": None}],
+                "capacity": 1500,
+                "expiry": 30,
+            },
         }
     }
 else:
@@ -205,6 +213,8 @@ CELERY_BEAT_SCHEDULE = {
     # A sandbox that dies under a running session fails it within seconds, not at the
     # next reconciliation.
     "check-busy-sandboxes": {"task": "sandboxes.tasks.sandboxes_check_busy", "schedule": 15.0},
+    # Deploys and prompts the API accepted while the broker was down are sent again.
+    "requeue-stalled-work": {"task": "sandboxes.tasks.work_requeue_stalled", "schedule": 15.0},
     "diagnose-silent-sessions": {
         "task": "sandboxes.tasks.sessions_diagnose_silent",
         "schedule": 15.0,

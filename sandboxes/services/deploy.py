@@ -58,10 +58,44 @@ def sandbox_deploy(*, agent: Agent) -> Sandbox:
     return sandbox
 
 
+# A pending sandbox or queued session this old whose task never ran is queued again.
+STALLED_SECONDS = 10
+
+
 def _queue_provision(sandbox_id) -> None:
     from sandboxes.tasks import sandbox_provision
 
-    sandbox_provision.delay(str(sandbox_id))
+    queue_task(sandbox_provision, str(sandbox_id))
+
+
+def queue_task(task, *args) -> None:
+    """Send a task after commit. The API has already answered 202 for it, so a broker
+    outage must not turn that into a 500 with the row left behind: the error is logged and
+    `work_requeue_stalled` (every 15 s) sends the task again once the broker is back."""
+    try:
+        task.delay(*args)
+    except Exception as exc:  # kombu raises its own and the transport's connection errors
+        log.warning(
+            "broker unavailable, task left for the requeue sweep task=%s args=%s error=%s",
+            task.name,
+            args,
+            type(exc).__name__,
+        )
+
+
+def sandboxes_requeue_pending(*, now=None) -> int:
+    """Queue provisioning again for sandboxes still `pending` after STALLED_SECONDS (their
+    task was never sent, or was lost with the broker's memory). Provisioning is idempotent:
+    a duplicate of a task that was only late finds the row past `pending` and returns."""
+    cutoff = (now or timezone.now()) - timedelta(seconds=STALLED_SECONDS)
+    ids = list(
+        Sandbox.objects.filter(status=SandboxStatus.PENDING, created_at__lt=cutoff).values_list(
+            "pk", flat=True
+        )
+    )
+    for sandbox_id in ids:
+        _queue_provision(sandbox_id)
+    return len(ids)
 
 
 def _check_quota(agent: Agent) -> None:

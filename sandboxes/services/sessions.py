@@ -17,7 +17,7 @@ from logs.redaction import redactor_for_session
 from sandboxes.models import Sandbox, SandboxStatus
 from sandboxes.runtime_client import RuntimeClient, RuntimeUnavailable
 from sandboxes.services.activity import sandbox_touch
-from sandboxes.services.deploy import sandbox_deploy
+from sandboxes.services.deploy import STALLED_SECONDS, queue_task, sandbox_deploy
 from studio import tokens
 from studio.errors import Conflict, NotFound
 from studio.model_env import missing_model_credentials, model_env
@@ -72,7 +72,22 @@ def _resumable(agent: Agent, resume) -> Session:
 def _queue_start(session_id) -> None:
     from sandboxes.tasks import session_start
 
-    session_start.delay(str(session_id))
+    queue_task(session_start, str(session_id))
+
+
+def sessions_requeue_queued(*, now=None) -> int:
+    """Queue the start again for sessions still `queued` after STALLED_SECONDS whose sandbox
+    is no longer being made (a start task waits for that itself). Starting is idempotent: a
+    duplicate finds the session past `queued` and returns."""
+    cutoff = (now or timezone.now()) - timedelta(seconds=STALLED_SECONDS)
+    ids = list(
+        Session.objects.filter(status=SessionStatus.QUEUED, created_at__lt=cutoff)
+        .exclude(sandbox__status__in=[SandboxStatus.PENDING, SandboxStatus.CREATING])
+        .values_list("pk", flat=True)
+    )
+    for session_id in ids:
+        _queue_start(session_id)
+    return len(ids)
 
 
 def session_start(*, session_id) -> Session | None:

@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -112,12 +113,15 @@ def private_redis():
 
 
 @pytest.fixture
-def studio_data(tmp_path):
-    """The data directory of the studio processes of one test; their jails die with it."""
-    data = tmp_path / "studio"
-    data.mkdir()
+def studio_data(settings):
+    """The data directory of the studio processes of one test; their jails die with it.
+    Under the studio's data dir, not pytest's tmp_path: concurrent pytest runs prune old
+    tmp_path roots, which would delete a live jail's workspace and hide it from cleanup."""
+    data = settings.DATA_DIR / "faults" / f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    data.mkdir(parents=True)
     yield data
     kill_jails(data)
+    shutil.rmtree(data, ignore_errors=True)
 
 
 def kill_jails(data_dir: Path) -> None:
