@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from channels.auth import AuthMiddleware
 from channels.db import database_sync_to_async
+from channels.security.websocket import OriginValidator
 from channels.sessions import CookieMiddleware, SessionMiddleware
 from django.contrib.auth.models import AnonymousUser
 
@@ -42,3 +43,23 @@ class _SessionUserMiddleware(AuthMiddleware):
 
 def TokenOrSessionAuthMiddleware(inner):
     return CookieMiddleware(SessionMiddleware(_TokenAuthMiddleware(_SessionUserMiddleware(inner))))
+
+
+class _BrowserOriginValidator(OriginValidator):
+    """Browsers always send Origin on a WebSocket, and cross-site hijacking needs a browser:
+    a present Origin must be one of ALLOWED_HOSTS (read per connection); a request without
+    one is a program (it authenticates with a Token) and goes on to authentication."""
+
+    def valid_origin(self, parsed_origin):
+        if parsed_origin is None:
+            return True
+        from django.conf import settings
+
+        hosts = settings.ALLOWED_HOSTS
+        if settings.DEBUG and not hosts:
+            hosts = ["localhost", "127.0.0.1", "[::1]"]
+        return any(self.match_allowed_origin(parsed_origin, host) for host in hosts)
+
+
+def OriginCheck(inner):
+    return _BrowserOriginValidator(inner, [])
