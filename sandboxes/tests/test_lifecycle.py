@@ -10,25 +10,19 @@ from django.utils import timezone
 from agents.models import Session
 from sandboxes.backends import get_backend, override_backend
 from sandboxes.backends.base import CreateSpec
-from sandboxes.backends.local import LocalBackend
+from sandboxes.backends.local import MARKER, LocalBackend
+from sandboxes.backends.local_jail import find_processes, proc_cmdline
 from sandboxes.models import Sandbox
 from sandboxes.services import deploy as deploy_service
 from sandboxes.services.lifecycle import sandboxes_reap, sandboxes_reconcile
 from sandboxes.services.sessions import sessions_diagnose_silent
 from sandboxes.tests.conftest import create_agent
 from sandboxes.tests.flow import all_lines, deploy_ready, session_done, wait_for
+from studio.testing.scripts import slow_script
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-# Not `sleep 30`: the Claude CLI refuses a leading sleep of 25 s or more in its Bash tool.
-SLOW_COMMAND = "python3 -c 'import time; time.sleep(30)'; echo late"
-SLOW_SCRIPT = {
-    "marker": "[[slow]]",
-    "turns": [
-        [{"type": "tool_use", "name": "Bash", "input": {"command": SLOW_COMMAND}}],
-        [{"type": "text", "text": "done"}],
-    ],
-}
+SLOW_SCRIPT = slow_script()
 
 
 def execute(api, agent_id, prompt, **extra):
@@ -40,27 +34,24 @@ def execute(api, agent_id, prompt, **extra):
 def test_cancel_kills_the_run_and_ends_the_session(live_studio, scripted_model, api, local):
     scripted_model.add_script(SLOW_SCRIPT)
     agent_id = create_agent(api)
-    deploy_ready(api, agent_id)
+
+    def processes() -> str:
+        # Seen from the host: an exec runs in a jail of its own and cannot see the run.
+        pids = find_processes(arg=sandbox_id, env_marker=f"{MARKER}={sandbox_id}")
+        return "\n".join(" ".join(proc_cmdline(pid)) for pid in pids)
+
+    sandbox_id = deploy_ready(api, agent_id)["id"]
     session_id = execute(api, agent_id, "[[slow]] go")
     wait_for(
         lambda: any(line["kind"] == "tool_use" for line in all_lines(api, session_id)),
         what="the tool call",
     )
+    # The slow tool really runs in the sandbox, so the check after cancel can fail.
+    wait_for(lambda: "time.sleep" in processes(), timeout=10, what="the slow tool running")
     res = api.post(f"/api/sessions/{session_id}/cancel")
     assert res.status_code == 202
     assert res.json()["status"] == "cancelled", [x["text"] for x in all_lines(api, session_id)]
-    ps = api.post(f"/api/agents/{agent_id}/sandbox/exec", {"command": "ps -eo args"}, format="json")
-    wait_for(
-        lambda: (
-            "sleep 30"
-            not in api.post(
-                f"/api/agents/{agent_id}/sandbox/exec", {"command": "ps -eo args"}, format="json"
-            ).json()["stdout"]
-        ),
-        timeout=10,
-        what="the run's processes to be gone",
-    )
-    assert ps.status_code == 200
+    wait_for(lambda: "time.sleep" not in processes(), timeout=10, what="the run's processes gone")
     assert session_done(api, session_id)["status"] == "cancelled"
     api.post(f"/api/agents/{agent_id}/stop")
 

@@ -13,17 +13,12 @@ from sandboxes.models import Sandbox
 from sandboxes.tests.conftest import create_agent
 from sandboxes.tests.flow import all_lines, deploy_ready, session_done, wait_for
 from studio.celery import app
+from studio.testing.scripts import slow_script
 from tests.faults.conftest import assert_complete_log, sandbox_processes
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-SLOW_SCRIPT = {
-    "marker": "[[slow]]",
-    "turns": [
-        [{"type": "tool_use", "name": "Bash", "input": {"command": "sleep 60; echo late"}}],
-        [{"type": "text", "text": "done"}],
-    ],
-}
+SLOW_SCRIPT = slow_script()
 # Reconciliation (every 300 s) finds dead sandboxes too, but a session should not hang
 # for minutes: whatever runs more often than that must notice.
 FREQUENT = 60
