@@ -1,7 +1,8 @@
 """Deploy latency and idle sandbox memory on the local (bubblewrap) backend.
 
-Measured: POST /api/agents/{id}/deploy -> the sandbox is ready (polled through the API), on
-an embedded studio, then POST /stop; and POST /execute -> its 202 answer.
+Measured: POST /api/agents/{id}/deploy -> the sandbox is ready (its event on the agent's
+WebSocket, as the page sees it) on an embedded studio, then POST /stop; and POST /execute ->
+its 202 answer.
 Baseline, same run: a bare bubblewrap start of the runtime (the local backend's jail, no
 studio) to its first healthy answer.
 Also: the memory (PSS) of 20 idle local sandboxes.
@@ -10,6 +11,7 @@ Also: the memory (PSS) of 20 idle local sandboxes.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import tempfile
 import time
@@ -17,6 +19,7 @@ import uuid
 
 import requests
 from common import embedded_studio, emit, pct, summary_ms
+from websockets.sync.client import connect as ws_connect
 
 RUNS = 10
 
@@ -72,27 +75,39 @@ def studio_deploys(runs: int) -> tuple[list[float], list[float]]:
             s = requests.Session()
             s.headers["Authorization"] = f"Token {token}"
             agent = s.post(base + "/api/agents/", json={"name": "bench"}).json()["id"]
-            for _ in range(runs):
-                started = time.perf_counter()
-                assert s.post(f"{base}/api/agents/{agent}/deploy").status_code == 202
-                while True:
-                    body = s.get(f"{base}/api/agents/{agent}/sandbox").json()
-                    status = body.get("deployment", {}).get("status")
-                    if status == "ready":
-                        break
-                    if status in ("failed", "stopped"):
-                        raise RuntimeError(body)
-                    time.sleep(0.005)
-                deploys.append(time.perf_counter() - started)
-                started = time.perf_counter()
-                res = s.post(f"{base}/api/agents/{agent}/execute", json={"prompt": "hi"})
-                executes.append(time.perf_counter() - started)
-                assert res.status_code == 202, res.text
-                time.sleep(1.0)  # let the run finish before the sandbox goes
-                s.post(f"{base}/api/agents/{agent}/stop")
+            # Watch the agent's socket, as the page does: polling the API would compete for
+            # the CPU with the runtime booting in the sandbox and slow what it measures.
+            ws_url = base.replace("http://", "ws://") + f"/ws/agents/{agent}/"
+            with ws_connect(ws_url, additional_headers={"Authorization": f"Token {token}"}) as ws:
+                json.loads(ws.recv(timeout=10))  # the agent's state on connect
+                for _ in range(runs):
+                    started = time.perf_counter()
+                    res = s.post(f"{base}/api/agents/{agent}/deploy")
+                    assert res.status_code == 202, res.text
+                    sandbox_id = res.json()["deployment"]["id"]
+                    _wait_ready_event(ws, sandbox_id)
+                    deploys.append(time.perf_counter() - started)
+                    started = time.perf_counter()
+                    res = s.post(f"{base}/api/agents/{agent}/execute", json={"prompt": "hi"})
+                    executes.append(time.perf_counter() - started)
+                    assert res.status_code == 202, res.text
+                    time.sleep(1.0)  # let the run finish before the sandbox goes
+                    s.post(f"{base}/api/agents/{agent}/stop")
     finally:
         model.stop()
     return deploys, executes
+
+
+def _wait_ready_event(ws, sandbox_id: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        event = json.loads(ws.recv(timeout=max(0.01, deadline - time.monotonic())))
+        box = event.get("deployment") if event.get("type") == "deployment" else None
+        if box and box["id"] == sandbox_id:
+            if box["status"] == "ready":
+                return
+            if box["status"] in ("failed", "stopped"):
+                raise RuntimeError(box)
 
 
 def idle_memory(count: int) -> dict:

@@ -19,12 +19,15 @@ the database.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import sys
+import threading
 from typing import Any
 
 from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
+from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 
@@ -74,6 +77,28 @@ def publish_agent_event(agent_id, payload: dict[str, Any]) -> None:
     _on_commit([agent_group(agent_id)], {"type": "agent.event", "event": payload})
 
 
+def _in_memory_layer_loop(layer):
+    """The embedded studio's server loop, when publishing to the in-memory layer from a
+    thread of its own (a Celery worker thread). That layer's queues belong to the server's
+    loop: a message put from another loop would not wake the socket waiting on it."""
+    if not isinstance(layer, InMemoryChannelLayer):
+        return None
+    server = sys.modules.get("daphne.server")
+    loop = getattr(server, "twisted_loop", None)
+    if loop is None or not loop.is_running():
+        return None
+    try:
+        asyncio.get_running_loop()
+        return None  # already on a loop: async_to_sync hands over correctly
+    except RuntimeError:
+        pass
+    return None if _on_loop_thread(loop) else loop
+
+
+def _on_loop_thread(loop) -> bool:
+    return getattr(loop, "_thread_id", None) == threading.get_ident()
+
+
 def _on_commit(groups: list[str], message: dict[str, Any]) -> None:
     # msgpack (the Redis layer) knows no UUID, Decimal or datetime: send JSON types only.
     message = json.loads(json.dumps(message, cls=DjangoJSONEncoder))
@@ -84,9 +109,13 @@ def _send(groups: list[str], message: dict[str, Any]) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
+    loop = _in_memory_layer_loop(layer)
     for group in groups:
         try:
-            async_to_sync(layer.group_send)(group, message)
+            if loop is not None:
+                asyncio.run_coroutine_threadsafe(layer.group_send(group, message), loop).result(5)
+            else:
+                async_to_sync(layer.group_send)(group, message)
         except Exception:  # the append already committed; readers catch up from the DB
             logger.warning(
                 "channel layer publish failed group=%s type=%s",
