@@ -16,3 +16,20 @@ def slow_script(marker: str = "[[slow]]") -> dict:
             [{"type": "text", "text": "done"}],
         ],
     }
+
+
+def ticking_script(steps: int, pause: float, marker: str = "[[ticks]]") -> dict:
+    """A run of several seconds: `steps` turns, each a Bash command that prints `tick-<i>`
+    and sleeps `pause` seconds, then a closing text."""
+    turns = [
+        [
+            {"type": "text", "text": f"Step {i}."},
+            {
+                "type": "tool_use",
+                "name": "Bash",
+                "input": {"command": f"echo tick-{i}; sleep {pause}"},
+            },
+        ]
+        for i in range(1, steps + 1)
+    ]
+    return {"marker": marker, "turns": [*turns, [{"type": "text", "text": "All ticks done."}]]}

@@ -15,28 +15,13 @@ import pytest
 from websockets.sync.client import connect
 
 from sandboxes.tests.flow import all_lines, session_done, wait_for
+from studio.testing.scripts import ticking_script
 from tests.faults.conftest import HttpApi, assert_complete_log, production
 
 pytestmark = [production, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 STEPS = 8
-SCRIPT = {
-    "marker": "[[ticks]]",
-    "turns": [
-        *(
-            [
-                {"type": "text", "text": f"Step {i}."},
-                {
-                    "type": "tool_use",
-                    "name": "Bash",
-                    "input": {"command": f"echo tick-{i}; sleep 0.5"},
-                },
-            ]
-            for i in range(1, STEPS + 1)
-        ),
-        [{"type": "text", "text": "All ticks done."}],
-    ],
-}
+SCRIPT = ticking_script(STEPS, 0.5)
 
 
 class Watcher(threading.Thread):

@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from sandboxes.models import Sandbox
 from sandboxes.tests.flow import all_lines, deploy_ready, session_done, wait_for
+from studio.testing.scripts import ticking_script
 from tests.faults.conftest import (
     HttpApi,
     assert_complete_log,
@@ -26,24 +27,7 @@ from tests.faults.conftest import (
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 STEPS = 6
-# A run of several seconds: each turn runs a Bash command that sleeps.
-SCRIPT = {
-    "marker": "[[ticks]]",
-    "turns": [
-        *(
-            [
-                {"type": "text", "text": f"Step {i}."},
-                {
-                    "type": "tool_use",
-                    "name": "Bash",
-                    "input": {"command": f"echo tick-{i}; sleep 0.6"},
-                },
-            ]
-            for i in range(1, STEPS + 1)
-        ),
-        [{"type": "text", "text": "All ticks done."}],
-    ],
-}
+SCRIPT = ticking_script(STEPS, 0.6)
 
 
 def _ts(line: dict) -> float:
