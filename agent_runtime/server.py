@@ -27,6 +27,7 @@ from .runner import drain_seconds, env_float, finish, shipper_for
 from .state import FINAL_STATUSES, SESSION_ID, SessionDir, last_record, now_iso
 
 MAX_BODY = 10 * 1024 * 1024
+SPARE_DELAY = 1.0  # seconds after a run takes the spare before the next one starts
 SPARE_NICE = 10  # a spare warming up while a run is going; the run restores 0 if it may
 PACKAGE_PARENT = Path(__file__).resolve().parent.parent
 
@@ -150,7 +151,11 @@ class Runtime:
         # CPU to this run's CLI.
         with self._spare_lock:
             proc, self._spare = self._spare, None
-        self.start_spare(nice=SPARE_NICE)
+        # The next spare waits until this run's CLI has started (its import would compete for
+        # the CPU with it); a run that ends sooner starts it itself (_reap).
+        timer = threading.Timer(SPARE_DELAY, self.start_spare, kwargs={"nice": SPARE_NICE})
+        timer.daemon = True
+        timer.start()
         message = json.dumps({**request, "session_dir": str(session.path)}).encode()
         for attempt in range(2):
             if proc is None or proc.poll() is not None or attempt:
