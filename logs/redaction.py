@@ -17,6 +17,8 @@ are not recognised unless they match a token shape.
 from __future__ import annotations
 
 import re
+import threading
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -26,6 +28,11 @@ from studio.model_env import model_env
 
 MASK = "***"
 MIN_SECRET_LENGTH = 4
+# How long the ingest reuses a session's redactor: a secret added to the agent mid-run is
+# masked in that session's lines from at most this long after (the sandbox received its
+# values when the run started, so this is about values it could learn some other way).
+SESSION_REDACTOR_TTL = 5.0
+_SESSION_REDACTORS_MAX = 1024
 
 TOKEN_SHAPES = (
     r"sk-ant-[A-Za-z0-9_\-]{8,}",  # Anthropic API keys and OAuth tokens
@@ -63,6 +70,22 @@ class Redactor:
             return value
         return self._pattern.sub(MASK, value)
 
+    def affects(self, values: Iterable[Any]) -> bool:
+        """Whether redacting ``values`` (strings or JSON-like data) could change any of them.
+
+        One search over all their strings joined by NUL, instead of one per string: a batch
+        of lines usually holds no secret. A match inside one string is a match in the joined
+        one (NUL is not a word character, so ``\b`` still holds at the seams); a match
+        across a seam only costs the per-string pass. Any NUL in the strings counts as work.
+        """
+        strings: list[str] = []
+        for value in values:
+            _collect_strings(value, strings)
+        joined = "\x00".join(strings)
+        if joined.count("\x00") > max(len(strings) - 1, 0):
+            return True
+        return self._pattern.search(joined) is not None
+
     def data(self, value: Any) -> Any:
         """A copy of JSON-like data with every string (keys included) redacted."""
         if isinstance(value, str):
@@ -72,6 +95,18 @@ class Redactor:
         if isinstance(value, list | tuple):
             return [self.data(v) for v in value]
         return value
+
+
+def _collect_strings(value: Any, out: list[str]) -> None:
+    if isinstance(value, str):
+        out.append(value)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            out.append(str(key))
+            _collect_strings(item, out)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _collect_strings(item, out)
 
 
 def model_credentials() -> list[str]:
@@ -86,7 +121,29 @@ def model_credentials() -> list[str]:
 def redactor_for_session(session) -> Redactor:
     """The redactor for one session's lines: its agent's secrets, its request env, the model
     credentials. Decrypts secrets, so build one per batch, not per line."""
-    values = [secret.reveal() for secret in session.agent.secrets.all()]
+    from agents.models import Secret
+
+    values = [secret.reveal() for secret in Secret.objects.filter(agent_id=session.agent_id)]
     values += list(session.reveal_env().values())
     values += model_credentials()
     return Redactor(values)
+
+
+_session_redactors: dict = {}
+_session_redactors_lock = threading.Lock()
+
+
+def session_redactor(session) -> Redactor:
+    """``redactor_for_session``, reused for ``SESSION_REDACTOR_TTL`` seconds: a running
+    session sends a batch every few tens of milliseconds, and building a redactor costs a
+    query and a decryption per secret."""
+    now = time.monotonic()
+    hit = _session_redactors.get(session.pk)
+    if hit is not None and now - hit[0] < SESSION_REDACTOR_TTL:
+        return hit[1]
+    redactor = redactor_for_session(session)
+    with _session_redactors_lock:
+        if len(_session_redactors) >= _SESSION_REDACTORS_MAX:
+            _session_redactors.clear()  # a crude bound; entries are cheap to rebuild
+        _session_redactors[session.pk] = (now, redactor)
+    return redactor

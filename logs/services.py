@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from math import inf
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
@@ -15,9 +17,9 @@ from django.utils import timezone
 from agents.models import FINAL_SESSION_STATUSES, Session, SessionStatus
 from logs.events import publish_lines, publish_session
 from logs.models import LogKind, LogLine
-from logs.redaction import redactor_for_session
+from logs.redaction import Redactor, session_redactor
 from logs.serializers import AppendBatch, LineIn, line_payload, truncate
-from sandboxes.models import LIVE_SANDBOX_STATUSES
+from sandboxes.models import LIVE_SANDBOX_STATUSES, Sandbox
 from sandboxes.services.activity import sandbox_touch
 from studio import tokens
 from studio.errors import Forbidden, NotAuthenticated, NotFound
@@ -32,6 +34,8 @@ class AppendResult:
 
 # Expiry is minutes away; a sandbox's activity clock needs no finer grain than this.
 ACTIVITY_RESOLUTION = timedelta(seconds=2)
+ACTIVITY_RESOLUTION_SECONDS = ACTIVITY_RESOLUTION.total_seconds()
+_sandbox_looked_at: dict = {}  # sandbox id -> time.monotonic() of the last look
 _TOKEN_SHAPE = re.compile(r"^[0-9a-f]{64}$")
 # Sessions only move forward; every final status ranks the same, so a final one is final.
 STATUS_RANK = {
@@ -62,7 +66,6 @@ def ingest_authorize(*, session_id, token: str) -> None:
         raise Forbidden("This token does not grant access to that session.")
 
 
-@transaction.atomic
 def lines_append(*, batch: AppendBatch) -> AppendResult:
     """Store a batch of lines for one session, idempotent on (session, seq).
 
@@ -72,22 +75,25 @@ def lines_append(*, batch: AppendBatch) -> AppendResult:
     status change are published once, after commit.
     """
     try:
+        return _append(batch)
+    except IntegrityError:
+        # A writer stored one of these seqs without the session's row lock, after the
+        # duplicate check: run again, and the check sees its row.
+        return _append(batch)
+
+
+@transaction.atomic
+def _append(batch: AppendBatch) -> AppendResult:
+    try:
         # Appends for one session serialise on its row lock, so the duplicate check below is
         # exact and concurrent status/last_seq updates cannot interleave.
-        session = (
-            Session.objects.select_for_update(of=("self",))
-            .select_related("agent", "sandbox")
-            .get(pk=batch.session_id)
-        )
+        session = Session.objects.select_for_update().get(pk=batch.session_id)
     except Session.DoesNotExist:
         raise NotFound("Session not found.") from None
 
     existing = _stored_seqs(session, [line.seq for line in batch.lines])
-    redactor = redactor_for_session(session)
-    new = [line for line in batch.lines if line.seq not in existing]
-    for line in new:
-        line.text = truncate(redactor.text(line.text))
-        line.data = redactor.data(line.data)
+    redactor = session_redactor(session)
+    new = _cleaned([line for line in batch.lines if line.seq not in existing], redactor)
     _insert(session, new)
 
     old_status = session.status
@@ -110,17 +116,27 @@ def lines_append(*, batch: AppendBatch) -> AppendResult:
     )
 
 
+def _cleaned(lines: list[LineIn], redactor: Redactor) -> list[LineIn]:
+    """Redacted, truncated copies of ``lines`` (the batch itself stays as it was sent)."""
+    dirty = redactor.affects([line.text for line in lines] + [line.data for line in lines])
+    return [
+        LineIn(
+            seq=line.seq,
+            kind=line.kind,
+            text=truncate(redactor.text(line.text) if dirty else line.text),
+            data=redactor.data(line.data) if dirty else line.data,
+            ts=line.ts,
+        )
+        for line in lines
+    ]
+
+
 def _insert(session: Session, lines: list[LineIn]) -> None:
     if not lines:
         return
-    now = timezone.now()
     if connection.vendor == "postgresql":
-        try:
-            with transaction.atomic():  # a savepoint, so a conflict can fall back below
-                _copy(session, lines, now)
-            return
-        except IntegrityError:
-            pass  # a writer that skipped the row lock stored one of these seqs first
+        _copy(session, lines, timezone.now())
+        return
     rows = [
         LogLine(session=session, seq=x.seq, kind=x.kind, text=x.text, data=x.data, ts=x.ts)
         for x in lines
@@ -129,8 +145,10 @@ def _insert(session: Session, lines: list[LineIn]) -> None:
 
 
 def _copy(session: Session, lines: list[LineIn], now) -> None:
-    """COPY the rows: several times cheaper than a bulk INSERT, and exact here because the
-    session's row lock makes the duplicate check authoritative."""
+    """COPY the rows: several times cheaper than a bulk INSERT, and exact here because every
+    writer of a session's lines holds its row lock, which makes the duplicate check
+    authoritative. (Were one not to, the conflict rolls the append back and
+    ``lines_append`` runs it again.)"""
     columns = "session_id, seq, kind, text, data, ts, created_at"
     sql = f"COPY {LogLine._meta.db_table} ({columns}) FROM STDIN"
     # The raw psycopg cursor: wrap_database_errors turns its errors into Django's.
@@ -210,11 +228,21 @@ def _advance(session: Session, status: Any, ts: datetime, error: Any) -> set[str
 
 
 def _touch_sandbox(session: Session) -> None:
-    sandbox = session.sandbox
+    # Looked at once per ACTIVITY_RESOLUTION per sandbox and process: spare the busy path a
+    # query and an UPDATE per batch.
+    if session.sandbox_id is None:
+        return
+    now = time.monotonic()
+    if now - _sandbox_looked_at.get(session.sandbox_id, -inf) < ACTIVITY_RESOLUTION_SECONDS:
+        return
+    if len(_sandbox_looked_at) >= 4096:
+        _sandbox_looked_at.clear()
+    _sandbox_looked_at[session.sandbox_id] = now
+    sandbox = Sandbox.objects.select_related("agent").filter(pk=session.sandbox_id).first()
     if sandbox is None or sandbox.status not in LIVE_SANDBOX_STATUSES:
         return
     if timezone.now() - sandbox.last_activity_at < ACTIVITY_RESOLUTION:
-        return  # touched moments ago: spare the busy path an UPDATE per batch
+        return  # another process touched it moments ago
     sandbox_touch(sandbox)
 
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import timedelta
 from decimal import Decimal
@@ -8,6 +9,7 @@ import pytest
 from django.utils import timezone
 
 from agents.models import SessionStatus
+from logs import services
 from logs.models import LogLine
 from logs.serializers import MAX_LINE_CHARS
 from logs.tests.conftest import APPEND_URL, line, lines
@@ -341,8 +343,21 @@ def test_it_publishes_once_per_batch_after_commit(
         callback()
     assert [g for g, _ in layer.sent] == [f"session.{session.pk}"]
     message = layer.sent[0][1]
-    assert message["type"] == "session.lines"
-    assert [x["seq"] for x in message["lines"]] == [1, 2, 3]
+    assert (message["type"], message["first_seq"], message["last_seq"]) == ("session.lines", 1, 3)
+    frame = json.loads(message["frame"])  # what every socket on the session is sent
+    assert frame["type"] == "lines" and [x["seq"] for x in frame["lines"]] == [1, 2, 3]
+
+
+def test_a_batch_with_a_hole_is_published_without_a_frame(
+    append, make_session, monkeypatch, django_capture_on_commit_callbacks
+):
+    layer = _Layer()
+    monkeypatch.setattr("logs.events.get_channel_layer", lambda: layer)
+    session = make_session(status=SessionStatus.RUNNING)
+    with django_capture_on_commit_callbacks(execute=True):
+        append(session, [line(1), line(3)])
+    message = layer.sent[0][1]
+    assert (message["first_seq"], message["last_seq"], message["frame"]) == (1, 3, None)
 
 
 def test_a_status_change_is_published_to_session_and_agent(
@@ -385,8 +400,15 @@ def test_a_fully_duplicate_batch_publishes_nothing(
 def test_it_stays_idempotent_when_a_writer_skipped_the_lock(append, make_session, monkeypatch):
     session = make_session()
     append(session, lines(1, 2))
-    # As if a row appeared after the duplicate check: the insert itself must not fail.
-    monkeypatch.setattr("logs.services._stored_seqs", lambda *a: set())
+    # As if a row appeared after the duplicate check: the append must not fail.
+    check, calls = services._stored_seqs, []
+
+    def blind_once(*args):
+        calls.append(args)
+        return set() if len(calls) == 1 else check(*args)
+
+    monkeypatch.setattr("logs.services._stored_seqs", blind_once)
     r = append(session, lines(2, 3))
     assert r.status_code == 200
     assert stored(session) == [1, 2, 3]
+    assert LogLine.objects.get(session=session, seq=2).text == "line 2"

@@ -57,6 +57,25 @@ def test_it_redacts_data_recursively_keys_included():
     }
 
 
+@pytest.mark.parametrize(
+    "values",
+    [
+        ["clean", {"a": ["x", {"b": f"x{SECRET}x"}]}],  # deep in data
+        [{SECRET: 1}],  # a key
+        ["AKIAIOSFODNN7EXAMPLE", "next"],  # a \b-bounded shape at a seam between strings
+        ["tail", "AKIAIOSFODNN7EXAMPLE"],
+        ["nul \x00 inside"],  # NULs are replaced too
+    ],
+)
+def test_a_batch_with_anything_to_redact_is_affected(values):
+    assert Redactor([SECRET]).affects(values)
+
+
+def test_a_clean_batch_is_not_affected():
+    assert not Redactor([SECRET]).affects(["plain", None, {"k": ["v", 1, True]}, ""])
+    assert not Redactor([SECRET]).affects([])
+
+
 def test_the_session_redactor_knows_secrets_env_and_model_credentials(
     agent, make_session, monkeypatch, settings
 ):
