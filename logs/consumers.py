@@ -115,17 +115,16 @@ class SessionLogConsumer(_BaseConsumer):
         self._start_ticker(polling=not joined)
 
     async def session_lines(self, event):
-        """A committed batch: forward what is new, or read the database if it would skip."""
+        """A committed batch: send its frame when it follows what this socket has, else read
+        the database up to its last line (a hole, an overlap, or too big to carry)."""
         async with self.lock:
-            lines = [line for line in event.get("lines") or [] if line["seq"] > self.sent]
-            upto = event.get("last_seq") or 0
-            if event.get("lines") is not None and not lines:
+            upto = event["last_seq"]
+            if upto <= self.sent:
                 return
-            contiguous = all(line["seq"] == self.sent + i + 1 for i, line in enumerate(lines))
-            if lines and contiguous:
-                await self.send_json({"type": "lines", "lines": lines})
-                self.sent = lines[-1]["seq"]
-            elif upto > self.sent:
+            if event.get("frame") is not None and event["first_seq"] == self.sent + 1:
+                await self.send(text_data=event["frame"])
+                self.sent = upto
+            else:
                 await self._catch_up(upto=upto)
 
     async def session_changed(self, event):

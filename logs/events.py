@@ -5,9 +5,10 @@ Groups:
 - ``agent.<uuid>``: one agent's deployment and session events.
 
 Channel-layer messages (``type`` selects the consumer handler of the same name):
-- ``{"type": "session.lines", "session_id", "lines": [line, ...], "last_seq"}`` to the
-  session group; ``lines`` is None when the batch was too big to carry, and consumers read
-  up to ``last_seq`` from the database instead.
+- ``{"type": "session.lines", "session_id", "first_seq", "last_seq", "frame"}`` to the
+  session group: ``frame`` is the WebSocket text ``{"type": "lines", "lines": [...]}``,
+  encoded once here rather than once per socket, or None when the lines have a hole or are
+  too big to carry; consumers then read up to ``last_seq`` from the database.
 - ``{"type": "session.changed", "session": {...}}`` to the session group and the agent group.
 - ``{"type": "agent.event", "event": {...}}`` to the agent group; ``event`` is forwarded to
   browsers as is, e.g. ``{"type": "deployment", "deployment": {...}}``.
@@ -34,8 +35,8 @@ from django.db import transaction
 logger = logging.getLogger(__name__)
 
 # Above this the lines stay in the database and the message only says how far to read:
-# the Redis layer holds messages in memory per receiving channel.
-MAX_INLINE_TEXT = 256 * 1024
+# the channel layer holds messages in memory for each receiving process.
+MAX_FRAME_CHARS = 256 * 1024
 
 
 def session_group(session_id) -> str:
@@ -48,17 +49,26 @@ def agent_group(agent_id) -> str:
 
 def publish_lines(session_id, lines: list[dict[str, Any]]) -> None:
     """After commit, send stored lines (``line_payload`` dicts, in seq order) to the session."""
-    if not lines:
-        return
-    size = sum(len(line["text"]) for line in lines)
-    message = {
+    if lines:
+        message = lines_message(session_id, lines)
+        transaction.on_commit(lambda: _send([session_group(session_id)], message))
+
+
+def lines_message(session_id, lines: list[dict[str, Any]]) -> dict[str, Any]:
+    """The channel-layer message for stored lines (``line_payload`` dicts, in seq order)."""
+    first, last = lines[0]["seq"], lines[-1]["seq"]
+    frame = None
+    if last - first + 1 == len(lines):  # no hole: a socket that has first - 1 can take it
+        frame = json.dumps({"type": "lines", "lines": lines})
+        if len(frame) > MAX_FRAME_CHARS:
+            frame = None
+    return {
         "type": "session.lines",
         "session_id": str(session_id),
-        "lines": list(lines) if size <= MAX_INLINE_TEXT else None,
-        "last_seq": lines[-1]["seq"],
+        "first_seq": first,
+        "last_seq": last,
+        "frame": frame,
     }
-    # Lines are JSON types already (parsed from the request): no round trip needed.
-    transaction.on_commit(lambda: _send([session_group(session_id)], message))
 
 
 def publish_session(session) -> None:

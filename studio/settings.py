@@ -157,20 +157,17 @@ LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/login/"
 
 # Channels: Redis in production so every web process sees every group; in embedded mode
-# the single process owns the in-memory layer.
+# the single process owns the in-memory layer. The pub/sub layer publishes a group message
+# in one Redis round trip and pushes it to subscribed processes (the list-based
+# RedisChannelLayer takes four to send and three to receive). Pub/sub keeps nothing for a
+# process that is not listening; the session sockets already read any gap from the database.
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {
-                # channels_redis waits for messages with 5 s blocking reads, and redis-py 8
-                # gives every socket a 5 s read timeout by default: an idle WebSocket's read
-                # timed out and its consumer died (close 1011). No read timeout, as before
-                # redis-py 8 (a timeout longer than the read also hangs task cancellation).
-                "hosts": [{"address": REDIS_URL, "socket_timeout": None}],
-                "capacity": 1500,
-                "expiry": 30,
-            },
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            # redis-py 8 gives every socket a 5 s read timeout by default; the layer's reader
+            # waits on its subscription connection between messages, so none.
+            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": None}]},
         }
     }
 else:

@@ -209,9 +209,8 @@ async def test_a_batch_too_big_to_carry_is_read_from_the_database(connect, make_
     comm = await connect(f"/ws/sessions/{session.pk}/")
     assert (await receive(comm))["type"] == "session"
     await database_sync_to_async(_store)(session, lines(1, 4))
-    await get_channel_layer().group_send(
-        events.session_group(session.pk), {"type": "session.lines", "lines": None, "last_seq": 4}
-    )
+    too_big = {"type": "session.lines", "first_seq": 1, "last_seq": 4, "frame": None}
+    await get_channel_layer().group_send(events.session_group(session.pk), too_big)
     assert await receive_seqs(comm, 4) == [1, 2, 3, 4]
     await comm.disconnect()
 
@@ -321,8 +320,7 @@ def _stored(session, first, last):
 
 async def _group_send(session, payload):
     await get_channel_layer().group_send(
-        events.session_group(session.pk),
-        {"type": "session.lines", "lines": payload, "last_seq": payload[-1]["seq"]},
+        events.session_group(session.pk), events.lines_message(session.pk, payload)
     )
 
 
