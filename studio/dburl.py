@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from studio.env import ConfigError, env_bool
+from studio.env import ConfigError, env_bool, env_int
 
 
 def database_from_url(url: str) -> dict:
@@ -13,9 +13,13 @@ def database_from_url(url: str) -> dict:
         name = unquote(parts.path.lstrip("/"))
         if not name:
             raise ConfigError("DATABASE_URL must name a database, e.g. postgres://host/studio.")
-        # Opt-in pooling (psycopg-pool): under ASGI every request runs in a fresh thread, so
-        # without a pool each request opens a new connection. Pooling needs CONN_MAX_AGE 0.
+        # DATABASE_POOL (psycopg-pool) is for web processes: under ASGI every request runs in
+        # a thread of its own, so without a pool each request opens a new connection (a
+        # server process forked per request). Off by default: a connection taken in a thread
+        # that ends without closing it never goes back to the pool, and Celery workers and
+        # tools keep persistent connections instead. Pooling needs CONN_MAX_AGE 0.
         pool = env_bool("DATABASE_POOL", False)
+        size = {"min_size": 2, "max_size": env_int("DATABASE_POOL_MAX", 20, minimum=2)}
         return {
             "ENGINE": "django.db.backends.postgresql",
             "NAME": name,
@@ -25,7 +29,7 @@ def database_from_url(url: str) -> dict:
             "PORT": str(parts.port or ""),
             "CONN_MAX_AGE": 0 if pool else 60,
             "CONN_HEALTH_CHECKS": True,
-            "OPTIONS": {**({"pool": True} if pool else {}), **dict(parse_qsl(parts.query))},
+            "OPTIONS": {**({"pool": size} if pool else {}), **dict(parse_qsl(parts.query))},
         }
     if parts.scheme == "sqlite":
         return {"ENGINE": "django.db.backends.sqlite3", "NAME": unquote(parts.path) or ":memory:"}

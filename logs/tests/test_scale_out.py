@@ -49,6 +49,7 @@ def start_daphne(port: int, log: Path) -> subprocess.Popen:
     env = {
         **os.environ,
         "DATABASE_URL": database_url_for_tests(),
+        "DATABASE_POOL": "true",  # as docker-compose runs its web processes
         "ALLOWED_HOSTS": "127.0.0.1",
         "DEBUG": "false",
         "SECURE_SSL_REDIRECT": "false",

@@ -29,7 +29,7 @@ def wait_http(url: str, *, timeout: float = 30.0, process: subprocess.Popen | No
         try:
             requests.get(url, timeout=1)
             return
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):  # a bound port may answer late
             time.sleep(0.05)
     raise TimeoutError(f"{url} did not answer within {timeout}s")
 

@@ -10,6 +10,7 @@ def test_postgres_connections_persist_without_a_pool(monkeypatch):
 
 def test_database_pool_turns_on_pooling(monkeypatch):
     monkeypatch.setenv("DATABASE_POOL", "true")
+    monkeypatch.setenv("DATABASE_POOL_MAX", "8")
     db = database_from_url("postgres://u@h:5432/studio?sslmode=disable")
     assert db["CONN_MAX_AGE"] == 0  # Django refuses persistent connections with a pool
-    assert db["OPTIONS"] == {"pool": True, "sslmode": "disable"}
+    assert db["OPTIONS"] == {"pool": {"min_size": 2, "max_size": 8}, "sslmode": "disable"}
