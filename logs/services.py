@@ -18,7 +18,7 @@ from agents.models import FINAL_SESSION_STATUSES, Session, SessionStatus
 from logs.events import publish_lines, publish_session
 from logs.models import LogKind, LogLine
 from logs.redaction import Redactor, session_redactor
-from logs.serializers import AppendBatch, LineIn, line_payload, truncate
+from logs.serializers import MAX_LINE_CHARS, AppendBatch, LineIn, line_payload, truncate
 from sandboxes.models import LIVE_SANDBOX_STATUSES, Sandbox
 from sandboxes.services.activity import sandbox_touch
 from studio import tokens
@@ -93,8 +93,8 @@ def _append(batch: AppendBatch) -> AppendResult:
 
     existing = _stored_seqs(session, [line.seq for line in batch.lines])
     redactor = session_redactor(session)
-    new = _cleaned([line for line in batch.lines if line.seq not in existing], redactor)
-    _insert(session, new)
+    new, documents = _cleaned([line for line in batch.lines if line.seq not in existing], redactor)
+    _insert(session, new, documents)
 
     old_status = session.status
     fields = _apply_lines(session, new)
@@ -116,10 +116,15 @@ def _append(batch: AppendBatch) -> AppendResult:
     )
 
 
-def _cleaned(lines: list[LineIn], redactor: Redactor) -> list[LineIn]:
-    """Redacted, truncated copies of ``lines`` (the batch itself stays as it was sent)."""
-    dirty = redactor.affects([line.text for line in lines] + [line.data for line in lines])
-    return [
+def _cleaned(lines: list[LineIn], redactor: Redactor) -> tuple[list[LineIn], list[str | None]]:
+    """Redacted, truncated copies of ``lines`` (the batch itself stays as it was sent), and
+    each one's data as JSON."""
+    documents = _documents(lines)
+    texts = [line.text for line in lines]
+    dirty = redactor.could_change(texts, [doc for doc in documents if doc is not None])
+    if not dirty and all(len(text) <= MAX_LINE_CHARS for text in texts):
+        return lines, documents  # the usual batch: nothing to change
+    cleaned = [
         LineIn(
             seq=line.seq,
             kind=line.kind,
@@ -129,13 +134,18 @@ def _cleaned(lines: list[LineIn], redactor: Redactor) -> list[LineIn]:
         )
         for line in lines
     ]
+    return cleaned, _documents(cleaned)
 
 
-def _insert(session: Session, lines: list[LineIn]) -> None:
+def _documents(lines: list[LineIn]) -> list[str | None]:
+    return [None if line.data is None else json.dumps(line.data) for line in lines]
+
+
+def _insert(session: Session, lines: list[LineIn], documents: list[str | None]) -> None:
     if not lines:
         return
     if connection.vendor == "postgresql":
-        _copy(session, lines, timezone.now())
+        _copy(session, lines, documents, timezone.now())
         return
     rows = [
         LogLine(session=session, seq=x.seq, kind=x.kind, text=x.text, data=x.data, ts=x.ts)
@@ -144,7 +154,7 @@ def _insert(session: Session, lines: list[LineIn]) -> None:
     LogLine.objects.bulk_create(rows, ignore_conflicts=True)
 
 
-def _copy(session: Session, lines: list[LineIn], now) -> None:
+def _copy(session: Session, lines: list[LineIn], documents: list[str | None], now) -> None:
     """COPY the rows: several times cheaper than a bulk INSERT, and exact here because every
     writer of a session's lines holds its row lock, which makes the duplicate check
     authoritative. (Were one not to, the conflict rolls the append back and
@@ -157,8 +167,7 @@ def _copy(session: Session, lines: list[LineIn], now) -> None:
         connection.wrap_database_errors,
         cursor.cursor.copy(sql) as copy,
     ):
-        for x in lines:
-            data = None if x.data is None else json.dumps(x.data)
+        for x, data in zip(lines, documents, strict=True):
             copy.write_row((session.pk, x.seq, x.kind, x.text, data, x.ts, now))
 
 

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from agents.models import Secret
@@ -27,17 +29,18 @@ def test_it_escapes_regex_characters_in_values():
     assert Redactor(["a.b*c(d"]).text("a.b*c(d axbbc(d") == "*** axbbc(d"
 
 
-@pytest.mark.parametrize(
-    "token",
-    [
-        "sk-ant-api03-AbCdEf0123456789_-xyz",
-        "sk-ant-oat01-AbCdEf0123456789",
-        "ghp_" + "a1B2" * 9,
-        "github_pat_11ABCDEFG0123456789_abcdefghijklmnop",
-        "AKIAIOSFODNN7EXAMPLE",
-        "xoxb-123456789012-abcdefghij",
-    ],
-)
+SHAPE_SAMPLES = [
+    "sk-ant-api03-AbCdEf0123456789_-xyz",
+    "sk-ant-oat01-AbCdEf0123456789",
+    "ghp_" + "a1B2" * 9,
+    "github_pat_11ABCDEFG0123456789_abcdefghijklmnop",
+    "AKIAIOSFODNN7EXAMPLE",
+    "xoxb-123456789012-abcdefghij",
+    "-----BEGIN RSA PRIVATE KEY-----\nMIIE\n-----END RSA PRIVATE KEY-----",
+]
+
+
+@pytest.mark.parametrize("token", SHAPE_SAMPLES)
 def test_it_masks_well_known_token_shapes(token):
     assert Redactor().text(f"token: {token} end") == "token: *** end"
 
@@ -57,23 +60,38 @@ def test_it_redacts_data_recursively_keys_included():
     }
 
 
+ODD_SECRET = 'quo"te\\back\nline-é-secret'
+
+
 @pytest.mark.parametrize(
-    "values",
+    ("texts", "data"),
     [
-        ["clean", {"a": ["x", {"b": f"x{SECRET}x"}]}],  # deep in data
-        [{SECRET: 1}],  # a key
-        ["AKIAIOSFODNN7EXAMPLE", "next"],  # a \b-bounded shape at a seam between strings
-        ["tail", "AKIAIOSFODNN7EXAMPLE"],
-        ["nul \x00 inside"],  # NULs are replaced too
+        ([f"echo {SECRET}"], None),
+        (["clean"], {"a": ["x", {"b": f"x{SECRET}x"}]}),  # deep in data
+        (["clean"], {SECRET: 1}),  # a key
+        ([f"cat {ODD_SECRET}"], None),  # characters JSON escapes, in text
+        (["clean"], {"v": [f"<{ODD_SECRET}>"]}),  # and in data
+        (["nul \x00 inside"], None),  # NULs are replaced too
+        (["clean"], {"nul": "\x00"}),
+        *(([f"a {token} b"], None) for token in SHAPE_SAMPLES),
+        *((["clean"], {"k": [f"a {token} b"]}) for token in SHAPE_SAMPLES),
+        (["AWS_Secret_Access_Key: " + "A" * 40], None),
+        (["aws_\u017fecret_access_key=" + "A" * 40], None),  # ſ matches s in any case
     ],
 )
-def test_a_batch_with_anything_to_redact_is_affected(values):
-    assert Redactor([SECRET]).affects(values)
+def test_a_batch_with_anything_to_redact_could_change(texts, data):
+    redactor = Redactor([SECRET, ODD_SECRET])
+    documents = [] if data is None else [json.dumps(data)]
+    assert redactor.could_change(texts, documents)
+    # and redaction does change it, so the check is not merely loose
+    assert [redactor.text(t) for t in texts] != texts or redactor.data(data) != data
 
 
-def test_a_clean_batch_is_not_affected():
-    assert not Redactor([SECRET]).affects(["plain", None, {"k": ["v", 1, True]}, ""])
-    assert not Redactor([SECRET]).affects([])
+def test_a_clean_batch_could_not_change():
+    redactor = Redactor([SECRET, ODD_SECRET])
+    data = [None, {"k": ["v", 1, True, "é"]}, ""]
+    assert not redactor.could_change(["plain", "", "ünïcode"], [json.dumps(d) for d in data])
+    assert not redactor.could_change([], [])
 
 
 def test_the_session_redactor_knows_secrets_env_and_model_credentials(
