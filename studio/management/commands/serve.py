@@ -1,11 +1,12 @@
 """`manage.py serve`: the production web tier, several daphne processes on one port.
 
 A Python process uses one core, so one daphne process cannot keep a busy studio's ingest
-and WebSockets fed on a machine with more. This command binds the port once, starts
-``--processes`` daphne servers that all accept from it (the kernel spreads connections
-among them), and starts a new one in place of any that dies. WebSockets are served by
-whichever process accepted them and reach every line through the Redis channel layer, so
-it runs in production mode only (background work runs in Celery workers beside it).
+and WebSockets fed on a machine with more. This command binds the port once per
+process (SO_REUSEPORT: the kernel spreads connections among them), starts ``--processes``
+daphne servers on those sockets, and starts a new one in place of any that dies.
+WebSockets are served by whichever process accepted them and reach every line through
+the Redis channel layer, so it runs in production mode only (background work runs in
+Celery workers beside it).
 SIGTERM or SIGINT stops them all.
 """
 
@@ -54,46 +55,50 @@ class Command(BaseCommand):
                 "manage.py runstudio."
             )
         try:
-            listener = socket.create_server((host, port), backlog=1024)
+            # A socket per process on the same port (SO_REUSEPORT): the kernel spreads new
+            # connections evenly among them, where processes racing to accept from one
+            # socket leave the busiest with the most.
+            listeners = [
+                socket.create_server((host, port), backlog=1024, reuse_port=True)
+                for _ in range(count)
+            ]
         except OSError as exc:
             raise CommandError(f"Cannot listen on {host}:{port}: {exc.strerror}.") from None
-        listener.set_inheritable(True)
         self.stdout.write(f"Serving http://{host}:{port}/ from {count} daphne processes")
         self.stdout.flush()
-        Supervisor(listener, count).run()
+        Supervisor(listeners).run()
 
 
 class Supervisor:
-    """Keeps ``count`` daphne processes serving an inherited listening socket."""
+    """Keeps a daphne process serving each listening socket. A socket outlives its process:
+    connections that arrive while one is replaced wait in its backlog."""
 
-    def __init__(self, listener: socket.socket, count: int):
-        self.listener, self.count = listener, count
+    def __init__(self, listeners: list[socket.socket]):
+        self.listeners = listeners
         self.procs: list[subprocess.Popen] = []
         self.stopping = False
 
     def run(self) -> None:
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)
-        self.procs = [self._start() for _ in range(self.count)]
+        self.procs = [self._start(listener) for listener in self.listeners]
         try:
             while not self.stopping:
                 for i, proc in enumerate(self.procs):
                     if proc.poll() is not None and not self.stopping:
-                        log.warning(
-                            "web process %s exited (%s); starting another",
-                            proc.pid,
-                            proc.returncode,
-                        )
+                        code = proc.returncode
+                        log.warning("web process %s exited (%s); starting another", proc.pid, code)
                         time.sleep(RESTART_DELAY)
                         if not self.stopping:
-                            self.procs[i] = self._start()
+                            self.procs[i] = self._start(self.listeners[i])
                 time.sleep(0.2)
         finally:
             self._terminate()
-            self.listener.close()
+            for listener in self.listeners:
+                listener.close()
 
-    def _start(self) -> subprocess.Popen:
-        fd = self.listener.fileno()
+    def _start(self, listener: socket.socket) -> subprocess.Popen:
+        fd = listener.fileno()
         cmd = [
             sys.executable,
             "-m",
