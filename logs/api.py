@@ -78,8 +78,7 @@ class SessionLogsView(APIView):
         session = session_get(user=request.user, session_id=session_id)
         query = _validated(SessionLogsQuerySerializer, request.query_params)
         limit = min(query["limit"], MAX_SESSION_PAGE)
-        lines = selectors.session_lines(session=session, after=query["after"], limit=limit)
-        payload = [line_payload(line) for line in lines]
+        payload = selectors.session_lines(session=session, after=query["after"], limit=limit)
         return Response(
             {
                 "lines": payload,

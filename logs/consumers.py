@@ -30,7 +30,7 @@ from django.conf import settings
 from agents.selectors import agent_get, session_get, sessions_for
 from logs import selectors
 from logs.events import agent_group, session_group
-from logs.serializers import SessionOutputSerializer, line_payload
+from logs.serializers import SessionOutputSerializer
 from logs.services import STATUS_RANK
 from sandboxes.serializers import SandboxOutputSerializer
 from studio.errors import NotFound
@@ -207,12 +207,10 @@ def _session_by_id(session_id):
 @database_sync_to_async
 def _read_lines(session_id, after: int, upto: int | None) -> list[dict]:
     if upto is None:
-        lines = selectors.session_lines(session=session_id, after=after, limit=PAGE)
-    else:
-        lines = selectors.session_lines_between(
-            session_id=session_id, after=after, upto=upto, limit=PAGE
-        )
-    return [line_payload(line) for line in lines]
+        return selectors.session_lines(session=session_id, after=after, limit=PAGE)
+    return selectors.session_lines_between(
+        session_id=session_id, after=after, upto=upto, limit=PAGE
+    )
 
 
 @database_sync_to_async

@@ -143,14 +143,22 @@ class AppendOutputSerializer(serializers.Serializer):
 # ---- output ----------------------------------------------------------------------------
 
 
-def line_payload(line: LogLine) -> dict[str, Any]:
-    """A stored line as the API and WebSockets send it (plain types, cheap for 5,000 rows)."""
+PAYLOAD_FIELDS = ("seq", "kind", "text", "data", "ts")
+
+
+def line_payload(line: LogLine | LineIn) -> dict[str, Any]:
+    """A line as the API and WebSockets send it (plain types, cheap for 5,000 rows)."""
+    return payload_from_row(line.seq, line.kind, line.text, line.data, line.ts)
+
+
+def payload_from_row(seq: int, kind: str, text: str, data: Any, ts: datetime) -> dict[str, Any]:
+    """``line_payload`` of a row read as ``values_list(*PAYLOAD_FIELDS)``."""
     return {
-        "seq": line.seq,
-        "kind": line.kind,
-        "text": line.text,
-        "data": line.data,
-        "ts": line.ts.isoformat().replace("+00:00", "Z"),
+        "seq": seq,
+        "kind": kind,
+        "text": text,
+        "data": data,
+        "ts": ts.isoformat().replace("+00:00", "Z"),
     }
 
 
