@@ -1,12 +1,14 @@
 """Log ingest end to end: HTTP append -> PostgreSQL -> Redis channel layer -> WebSocket.
 
-Against a real ``daphne`` process this script starts, on a database of its own
+Against the production web tier this script starts (``manage.py serve``: a daphne process
+per core, pooled database connections, as docker-compose runs it), on a database of its own
 (``<DATABASE_URL name>_bench``, created and dropped here), measured in the same run:
 
 - throughput: K sessions x N lines posted through ``POST /api/internal/logs/append`` (one
   request in flight per session, like the runtime's shipper), a WebSocket subscriber on each:
   lines/s stored (all appends answered) and delivered (every subscriber has every line);
-- latency: append -> WebSocket receipt, p50/p99, at a paced 1,000 lines/s (and under load);
+- latency: append -> WebSocket receipt, p50/p99, at 1,000 lines/s (4 sessions x 250 lines/s,
+  each batched as the runtime's shipper batches: ~50 ms of lines per append), and under load;
 - baseline: psycopg ``COPY`` of the same rows into the same table;
 - the last page of a 1,000,000-line session (rows made with COPY):
   ``GET /api/sessions/{id}/logs?after=<last-500>``.
@@ -40,6 +42,7 @@ import websockets
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 TS = "2026-01-01T00:00:00.000Z"
+LINGER, SHIP_MAX_LINES = 0.05, 300  # the runtime shipper's defaults
 SECRET = "bench-secret-value-0123456789"
 
 
@@ -109,11 +112,13 @@ def make_rows(sessions: int):
     return Token.objects.create(user=user).key, made
 
 
-def start_daphne(port: int) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port)]
+def start_web(port: int, processes: int) -> subprocess.Popen:
+    """The production web tier: ``manage.py serve`` (daphne processes sharing the port)."""
+    cmd = [sys.executable, "manage.py", "serve", "--port", str(port)]
     return subprocess.Popen(
-        [*cmd, "studio.asgi:application"],
+        [*cmd, "--processes", str(processes)],
         cwd=REPO,
+        env={**os.environ, "DATABASE_POOL": "true"},  # as docker-compose runs web
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -127,7 +132,7 @@ async def wait_ready(port: int) -> None:
                 return
             except httpx.TransportError:
                 await asyncio.sleep(0.1)
-    raise RuntimeError("daphne did not start")
+    raise RuntimeError("the web tier did not start")
 
 
 # ---- end to end ------------------------------------------------------------------------
@@ -168,41 +173,65 @@ class Subscriber:
         await self.ws.close()
 
 
-async def produce(
-    client, url, session, batches: list[list[dict]], sent_at: dict, rtts: list, pace=None
-):
+async def post(client, url, headers, session_id, batch, sent_at, rtts) -> None:
+    now = time.perf_counter()
+    for line in batch:
+        sent_at[line["seq"]] = now
+    body = {"session_id": str(session_id), "lines": batch}
+    r = await client.post(url, json=body, headers=headers)
+    rtts.append((time.perf_counter() - now) * 1000)
+    r.raise_for_status()
+
+
+async def flood(client, url, session, lines: list[dict], batch: int, sent_at, rtts) -> None:
+    """Full batches back to back, one append in flight: a shipper with a backlog."""
+    headers = _bearer(session)
+    for first in range(0, len(lines), batch):
+        await post(client, url, headers, session.pk, lines[first : first + batch], sent_at, rtts)
+
+
+async def ship(client, url, session, lines: list[dict], rate: float, sent_at, rtts) -> None:
+    """The runtime's shipper (agent_runtime/shipper.py) under lines that appear at ``rate``
+    per second: a batch leaves once its oldest line has waited LINGER, or at once when lines
+    piled up while the previous append was in flight; one append in flight; at most
+    SHIP_MAX_LINES lines."""
+    headers = _bearer(session)
+    start, sent, backlog = time.perf_counter(), 0, False
+    while sent < len(lines):
+        oldest_at = start + sent / rate
+        if not backlog:
+            await asyncio.sleep(max(0.0, oldest_at + LINGER - time.perf_counter()))
+        produced = min(len(lines), int((time.perf_counter() - start) * rate) + 1)
+        batch = lines[sent : min(produced, sent + SHIP_MAX_LINES)]
+        await post(client, url, headers, session.pk, batch, sent_at, rtts)
+        sent += len(batch)
+        backlog = int((time.perf_counter() - start) * rate) + 1 > sent
+
+
+def _bearer(session) -> dict:
     from studio.tokens import session_token
 
-    token = session_token(session.pk)
-    headers = {"Authorization": f"Bearer {token}"}
-    start = time.perf_counter()
-    for i, batch in enumerate(batches):
-        if pace is not None:
-            await asyncio.sleep(max(0.0, start + i * pace - time.perf_counter()))
-        now = time.perf_counter()
-        for line in batch:
-            sent_at[line["seq"]] = now
-        body = {"session_id": str(session.pk), "lines": batch}
-        r = await client.post(url, json=body, headers=headers)
-        rtts.append((time.perf_counter() - now) * 1000)
-        r.raise_for_status()
+    return {"Authorization": f"Bearer {session_token(session.pk)}"}
 
 
-async def run_phase(port, key, sessions, lines_each, batch, pace=None) -> dict:
-    """Post ``lines_each`` lines to each session in batches; return rates and latencies."""
+async def run_phase(port, key, sessions, lines_each, batch=None, rate=None) -> dict:
+    """Post ``lines_each`` lines to each session, in full ``batch``es back to back or as a
+    shipper would at ``rate`` lines/s each; return rates and latencies."""
     url = f"http://127.0.0.1:{port}/api/internal/logs/append"
     subs = [Subscriber(port, key, s.pk, lines_each) for s in sessions]
     await asyncio.gather(*(sub.open() for sub in subs))
     sent, rtts = [dict() for _ in sessions], []
-    plan = [
-        [make_line(seq) for seq in range(first, min(first + batch, lines_each + 1))]
-        for first in range(1, lines_each + 1, batch)
-    ]
+    lines = [make_line(seq) for seq in range(1, lines_each + 1)]
     limits = httpx.Limits(max_connections=len(sessions) + 2)
     async with httpx.AsyncClient(limits=limits, timeout=60) as client:
         start = time.perf_counter()
         await asyncio.gather(
-            *(produce(client, url, s, plan, sent[i], rtts, pace) for i, s in enumerate(sessions))
+            *(
+                flood(client, url, s, lines, batch, sent[i], rtts)
+                if rate is None
+                else ship(client, url, s, lines, rate, sent[i], rtts)
+                for i, s in enumerate(sessions)
+            )
         )
         stored = time.perf_counter() - start
         await asyncio.wait_for(asyncio.gather(*(sub.done.wait() for sub in subs)), 120)
@@ -217,6 +246,7 @@ async def run_phase(port, key, sessions, lines_each, batch, pace=None) -> dict:
     total = lines_each * len(sessions)
     return {
         "lines": total,
+        "appends": len(rtts),
         "stored_lines_per_s": round(total / stored),
         "delivered_lines_per_s": round(total / delivered),
         "latency_ms_p50": round(percentile(latencies, 0.50), 2),
@@ -275,7 +305,7 @@ def main() -> None:
     parser.add_argument("--big", type=int, default=1_000_000, help="lines in the big session")
     parser.add_argument("--quick", action="store_true", help="small K/N for a smoke run")
     parser.add_argument(
-        "--pool", action="store_true", help="DATABASE_POOL=true: pooled PostgreSQL connections"
+        "--web-processes", type=int, default=os.cpu_count(), help="daphne processes (serve)"
     )
     parser.add_argument("--keep", action="store_true", help="keep the bench database")
     parser.add_argument("--out", help="also write the JSON here")
@@ -283,26 +313,21 @@ def main() -> None:
     if args.quick:
         args.sessions, args.lines, args.rate_seconds, args.big = 2, 1000, 3, 50_000
 
-    if args.pool:
-        os.environ["DATABASE_POOL"] = "true"
     load_before = os.getloadavg()[0]
     base, dsn = prepare_environment()
-    paced_sessions = 4  # 4 x 250 lines/s, a batch every 50 ms each (the shipper's linger)
+    paced_sessions = 4  # 4 x 250 lines/s, each through a shipper (a batch every ~50 ms)
     key, sessions = make_rows(args.sessions + paced_sessions + args.sessions + 1)
     loaded, paced = sessions[: args.sessions], sessions[args.sessions : -args.sessions - 1]
     copied, big = sessions[-args.sessions - 1 : -1], sessions[-1]
 
     port = free_port()
-    proc = start_daphne(port)
+    proc = start_web(port, args.web_processes)
     try:
         asyncio.run(wait_ready(port))
-        load = asyncio.run(run_phase(port, key, loaded, args.lines, args.batch))
+        load = asyncio.run(run_phase(port, key, loaded, args.lines, batch=args.batch))
         per_session = int(1000 / paced_sessions * args.rate_seconds)
-        paced_batch = 1000 // paced_sessions // 20  # ~50 ms of lines, as the shipper lingers
         paced_result = asyncio.run(
-            run_phase(
-                port, key, paced, per_session, paced_batch, pace=paced_batch * paced_sessions / 1000
-            )
+            run_phase(port, key, paced, per_session, rate=1000 / paced_sessions)
         )
         copy_seconds = copy_rows(dsn, [s.pk for s in copied], args.lines)
         copy_rate = args.sessions * args.lines / copy_seconds
@@ -329,8 +354,7 @@ def main() -> None:
             "batch": args.batch,
             "paced_lines_per_s": 1000,
             "big_session_lines": args.big,
-            "web_processes": 1,
-            "database_pool": args.pool,
+            "web_processes": args.web_processes,
             # Everything shares this machine's cores: a busy machine skews every number.
             "load_average_before_after": [round(load_before, 2), round(os.getloadavg()[0], 2)],
             "cpus": os.cpu_count(),
@@ -342,6 +366,7 @@ def main() -> None:
             "latency_ms_p99_at_1000_lps": paced_result["latency_ms_p99"],
             "append_ms_p50_at_1000_lps": paced_result["append_ms_p50"],
             "append_ms_p99_at_1000_lps": paced_result["append_ms_p99"],
+            "appends_at_1000_lps": paced_result["appends"],
             "latency_ms_p50_under_load": load["latency_ms_p50"],
             "latency_ms_p99_under_load": load["latency_ms_p99"],
             "delivery_errors": load["delivery_errors"] + paced_result["delivery_errors"],
