@@ -330,11 +330,17 @@ class _Layer:
         self.sent.append((group, message))
 
 
+@pytest.fixture
+def layer(monkeypatch) -> _Layer:
+    """A channel layer that records what the ingest publishes."""
+    recorder = _Layer()
+    monkeypatch.setattr("logs.events.get_channel_layer", lambda: recorder)
+    return recorder
+
+
 def test_it_publishes_once_per_batch_after_commit(
-    append, make_session, monkeypatch, django_capture_on_commit_callbacks
+    append, make_session, django_capture_on_commit_callbacks, layer
 ):
-    layer = _Layer()
-    monkeypatch.setattr("logs.events.get_channel_layer", lambda: layer)
     session = make_session(status=SessionStatus.RUNNING)
     with django_capture_on_commit_callbacks() as callbacks:
         append(session, lines(1, 3))
@@ -349,10 +355,8 @@ def test_it_publishes_once_per_batch_after_commit(
 
 
 def test_a_batch_with_a_hole_is_published_without_a_frame(
-    append, make_session, monkeypatch, django_capture_on_commit_callbacks
+    append, make_session, django_capture_on_commit_callbacks, layer
 ):
-    layer = _Layer()
-    monkeypatch.setattr("logs.events.get_channel_layer", lambda: layer)
     session = make_session(status=SessionStatus.RUNNING)
     with django_capture_on_commit_callbacks(execute=True):
         append(session, [line(1), line(3)])
@@ -361,10 +365,8 @@ def test_a_batch_with_a_hole_is_published_without_a_frame(
 
 
 def test_a_status_change_is_published_to_session_and_agent(
-    append, make_session, monkeypatch, django_capture_on_commit_callbacks
+    append, make_session, django_capture_on_commit_callbacks, layer
 ):
-    layer = _Layer()
-    monkeypatch.setattr("logs.events.get_channel_layer", lambda: layer)
     session = make_session(status=SessionStatus.RUNNING)
     with django_capture_on_commit_callbacks(execute=True):
         append(session, [line(1, "result", data=RESULT)])
@@ -386,10 +388,8 @@ def test_a_channel_layer_failure_does_not_fail_the_append(
 
 
 def test_a_fully_duplicate_batch_publishes_nothing(
-    append, make_session, monkeypatch, django_capture_on_commit_callbacks
+    append, make_session, django_capture_on_commit_callbacks, layer
 ):
-    layer = _Layer()
-    monkeypatch.setattr("logs.events.get_channel_layer", lambda: layer)
     session = make_session()
     append(session, lines(1, 2))
     with django_capture_on_commit_callbacks(execute=True):
