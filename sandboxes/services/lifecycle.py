@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from datetime import timedelta
 
 from django.conf import settings
@@ -87,19 +88,23 @@ def sandboxes_reconcile() -> dict[str, int]:
 
     A provider sandbox no live row owns is killed. A live row whose provider sandbox is gone
     is marked failed. Rows stuck in `stopping` (a crash mid-stop) are finished.
+
+    Deploys go on while this runs, so the rows are read before the provider is listed: a
+    row read as `ready` had its provider sandbox before that, and one that becomes ready
+    during the listing was read as `creating` and is left alone. A provider sandbox the
+    snapshot does not know is looked up again, since its row may be newer than the snapshot.
     """
     killed = failed = 0
     for name in _backends_in_use():
+        live = _live_rows(Sandbox.objects.filter(backend=name))
         try:
             backend = get_backend(name)
             found = backend.list()
         except BackendError as exc:
             log.warning("reconcile: cannot list backend=%s error=%s", name, exc.message)
             continue
-        live = {
-            str(s.pk): s
-            for s in Sandbox.objects.filter(backend=name, status__in=LIVE_SANDBOX_STATUSES)
-        }
+        unknown = [info.sandbox_id for info in found if info.sandbox_id not in live]
+        live |= _live_rows(Sandbox.objects.filter(pk__in=_uuids(unknown)))
         seen = set()
         for info in found:
             row = live.get(info.sandbox_id)
@@ -121,6 +126,21 @@ def sandboxes_reconcile() -> dict[str, int]:
     if killed or failed:
         log.warning("reconcile: killed=%s failed=%s", killed, failed)
     return {"killed": killed, "failed": failed}
+
+
+def _live_rows(rows) -> dict[str, Sandbox]:
+    return {str(s.pk): s for s in rows.filter(status__in=LIVE_SANDBOX_STATUSES)}
+
+
+def _uuids(values: list[str]) -> list[uuid.UUID]:
+    """The values that are sandbox ids (a provider may list sandboxes labelled otherwise)."""
+    ids = []
+    for value in values:
+        try:
+            ids.append(uuid.UUID(value))
+        except (TypeError, ValueError, AttributeError):
+            continue
+    return ids
 
 
 def sandboxes_check_busy() -> int:

@@ -117,6 +117,49 @@ def test_reconcile_kills_a_sandbox_no_row_owns(live_studio, local, settings):
     assert orphan.external_id not in {s.external_id for s in backend.list()}
 
 
+def test_reconcile_leaves_a_sandbox_that_becomes_ready_while_the_provider_is_listed(
+    api, local, monkeypatch
+):
+    agent_id = create_agent(api)
+    row = Sandbox.objects.create(agent_id=agent_id, backend="local", status="creating")
+    backend = get_backend("local")
+    listed = backend.list
+
+    def list_while_provisioning_finishes():
+        found = listed()  # the provider as it was before this sandbox existed
+        Sandbox.objects.filter(pk=row.pk).update(status="ready")
+        return found
+
+    monkeypatch.setattr(backend, "list", list_while_provisioning_finishes)
+
+    assert sandboxes_reconcile() == {"killed": 0, "failed": 0}
+    assert Sandbox.objects.get(pk=row.pk).status == "ready"
+
+
+def test_reconcile_keeps_a_sandbox_whose_row_is_newer_than_its_snapshot(
+    live_studio, api, local, monkeypatch
+):
+    agent_id = create_agent(api)
+    backend = get_backend("local")
+    listed = backend.list
+    made = {}
+
+    def list_after_a_deploy_started():
+        row = Sandbox.objects.create(agent_id=agent_id, backend="local", status="creating")
+        made["row"] = row
+        made["handle"] = backend.create(
+            CreateSpec(sandbox_id=str(row.pk), agent_id=agent_id, runtime_token="t")
+        )
+        return listed()
+
+    monkeypatch.setattr(backend, "list", list_after_a_deploy_started)
+    try:
+        assert sandboxes_reconcile() == {"killed": 0, "failed": 0}
+        assert made["handle"].external_id in {s.external_id for s in listed()}
+    finally:
+        backend.kill(made["handle"].external_id)
+
+
 def test_reaper_expires_idle_sandboxes_but_not_busy_ones(live_studio, scripted_model, api, local):
     scripted_model.add_script(SLOW_SCRIPT)
     idle_agent, busy_agent = create_agent(api, name="idle"), create_agent(api, name="busy")
@@ -180,6 +223,10 @@ def test_a_runtime_that_never_answers_fails_the_deploy_with_the_fix(
         assert get_backend("local").list() == []
         shown = api.get(f"/api/agents/{agent_id}/sandbox")
         assert shown.status_code == 404
+        # A client polling after deploy learns why, not only that the sandbox is gone.
+        assert "last deploy failed" in shown.json()["message"]
+        assert "Timeout waiting for port 8080" in shown.json()["message"]
+        assert shown.json()["details"]["last_deployment"]["status"] == "failed"
     finally:
         override_backend("local", None)
 
