@@ -39,6 +39,10 @@ class Sandbox(models.Model):
         max_length=16, choices=SandboxStatus.choices, default=SandboxStatus.PENDING
     )
     error = models.TextField(blank=True)
+    # The provisioning task (its Celery task id) that took this sandbox from `pending` to
+    # `creating`. Only a redelivery of that same task may take a `creating` row over: a
+    # second task queued for it (by the stalled-deploy sweep) leaves it alone.
+    provision_claim = models.CharField(max_length=64, blank=True, editable=False)
     cost_per_second = models.DecimalField(max_digits=12, decimal_places=8, default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     ready_at = models.DateTimeField(null=True, blank=True)

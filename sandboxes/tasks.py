@@ -5,11 +5,12 @@ from __future__ import annotations
 from celery import shared_task
 
 
-@shared_task(acks_late=True, max_retries=3)
-def sandbox_provision(sandbox_id: str) -> None:
+@shared_task(bind=True, acks_late=True, max_retries=3)
+def sandbox_provision(self, sandbox_id: str) -> None:
     from sandboxes.services.deploy import sandbox_provision as provision
 
-    provision(sandbox_id=sandbox_id)
+    # A redelivery keeps its task id: that is how provisioning tells one from a duplicate.
+    provision(sandbox_id=sandbox_id, claim=self.request.id or "")
 
 
 @shared_task(acks_late=True)

@@ -110,11 +110,14 @@ def _check_quota(agent: Agent) -> None:
         )
 
 
-def sandbox_provision(*, sandbox_id) -> Sandbox | None:
+def sandbox_provision(*, sandbox_id, claim: str) -> Sandbox | None:
     """Create the sandbox at its provider, write the agent's skills, wait for the runtime.
 
-    Idempotent under retry (the task acknowledges late): a row past `creating` is left as
-    it is, and a `creating` row whose provider sandbox exists is adopted, not duplicated.
+    `claim` names this delivery's task. Idempotent under retry (the task acknowledges
+    late): a row past `creating` is left as it is; a `creating` row is taken over only by
+    a redelivery of the task that claimed it, which adopts the provider sandbox that task
+    may have made. Any other task for it (the sweep queues one for a deploy that waited
+    long in the queue) returns at once: the claimer, or its redelivery, finishes the job.
     """
     with transaction.atomic():
         # Lock so two deliveries of the same task cannot both create a provider sandbox.
@@ -122,8 +125,11 @@ def sandbox_provision(*, sandbox_id) -> Sandbox | None:
         if sandbox is None or sandbox.status not in (SandboxStatus.PENDING, SandboxStatus.CREATING):
             return sandbox
         redelivered = sandbox.status == SandboxStatus.CREATING
+        if redelivered and sandbox.provision_claim != claim:
+            return sandbox
         sandbox.status = SandboxStatus.CREATING
-        sandbox.save(update_fields=["status"])
+        sandbox.provision_claim = claim
+        sandbox.save(update_fields=["status", "provision_claim"])
         publish_deployment(sandbox, step="Creating sandbox")
     agent = sandbox.agent
     try:
