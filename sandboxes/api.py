@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 from agents.selectors import agent_get, session_get
 from logs.serializers import SessionOutputSerializer
 from sandboxes import api_serializers as io
+from sandboxes.models import SandboxStatus
 from sandboxes.serializers import DeploymentSerializer, SandboxOutputSerializer
 from sandboxes.services import actions
 from sandboxes.services.deploy import live_sandbox, sandbox_deploy
@@ -42,10 +43,23 @@ class DeployView(APIView):
 class SandboxView(APIView):
     @extend_schema(responses={200: DeploymentSerializer}, operation_id="agents_sandbox")
     def get(self, request, agent_id):
-        sandbox = live_sandbox(agent_get(user=request.user, agent_id=agent_id))
+        agent = agent_get(user=request.user, agent_id=agent_id)
+        sandbox = live_sandbox(agent)
         if sandbox is None:
-            raise NotFound("This agent has no live sandbox.")
+            raise _no_live_sandbox(agent)
         return _deployment(sandbox)
+
+
+def _no_live_sandbox(agent) -> NotFound:
+    """The 404 for an agent without a live sandbox; when its last deploy failed, it says why
+    (a client polling after deploy otherwise sees only that the sandbox is gone)."""
+    last = agent.sandboxes.order_by("-created_at").first()
+    if last is None or last.status != SandboxStatus.FAILED:
+        return NotFound("This agent has no live sandbox.")
+    return NotFound(
+        f"This agent has no live sandbox: its last deploy failed. {last.error}".strip(),
+        details={"last_deployment": SandboxOutputSerializer(last).data},
+    )
 
 
 class StopView(APIView):

@@ -20,8 +20,10 @@ def deploy_ready(api, agent_id, *, timeout: float = 30.0) -> dict:
     assert res.status_code == 202, res.content
 
     def ready():
-        body = api.get(f"/api/agents/{agent_id}/sandbox").json()
-        status = body.get("deployment", {}).get("status")
+        res = api.get(f"/api/agents/{agent_id}/sandbox")
+        assert res.status_code == 200, res.content  # a failed deploy's 404 says why
+        body = res.json()
+        status = body["deployment"]["status"]
         assert status not in ("failed", "stopped"), body
         return body["deployment"] if status == "ready" else None
 
