@@ -11,13 +11,13 @@ import uuid
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, serializers
-from rest_framework.parsers import JSONParser
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from agents.selectors import agent_get, session_get, sessions_for
 from logs import selectors, services
+from logs.jsonio import IngestJSONParser
 from logs.serializers import (
     AgentLogsOutputSerializer,
     AppendInputSerializer,
@@ -126,7 +126,7 @@ class LogAppendView(APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
     throttle_classes: list = []
-    parser_classes = [JSONParser]
+    parser_classes = [IngestJSONParser]
 
     @extend_schema(
         request=AppendInputSerializer,

@@ -32,6 +32,8 @@ from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 
+from logs import jsonio
+
 logger = logging.getLogger(__name__)
 
 # Above this the lines stay in the database and the message only says how far to read:
@@ -59,7 +61,7 @@ def lines_message(session_id, lines: list[dict[str, Any]]) -> dict[str, Any]:
     first, last = lines[0]["seq"], lines[-1]["seq"]
     frame = None
     if last - first + 1 == len(lines):  # no hole: a socket that has first - 1 can take it
-        frame = json.dumps({"type": "lines", "lines": lines})
+        frame = jsonio.dumps({"type": "lines", "lines": lines})
         if len(frame) > MAX_FRAME_CHARS:
             frame = None
     return {

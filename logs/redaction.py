@@ -16,7 +16,6 @@ are not recognised unless they match a token shape.
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 import time
@@ -25,6 +24,7 @@ from typing import Any
 
 from django.conf import settings
 
+from logs import jsonio
 from studio.model_env import model_env
 
 MASK = "***"
@@ -72,7 +72,7 @@ class Redactor:
         # Longest first, so a secret that contains another is masked whole.
         ordered = sorted(unique, key=len, reverse=True)
         self._values = tuple(ordered)
-        self._escaped = tuple(json.dumps(v)[1:-1] for v in ordered)
+        self._escaped = tuple(jsonio.dumps(v)[1:-1] for v in ordered)
         parts = [re.escape(v) for v in ordered] + [f"(?:{p})" for p in TOKEN_SHAPES]
         self._pattern = re.compile("|".join(parts)) if ordered else _SHAPES
 
@@ -91,7 +91,7 @@ class Redactor:
 
     def could_change(self, texts: list[str], documents: list[str]) -> bool:
         """Whether redacting could change any of ``texts`` or of the data that ``documents``
-        hold (``json.dumps`` output). False only when it cannot: no NUL, and none of the
+        hold (``jsonio.dumps`` output). False only when it cannot: no NUL, and none of the
         secret values nor the literal part of every token shape occurs in any of them (in
         the documents, a value in its JSON escaping: JSON escapes each character on its own).
         Substring searches over a whole batch cost a fraction of the regular expression's.

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from agents.models import FINAL_SESSION_STATUSES, Session, SessionStatus
+from logs import jsonio
 from logs.events import publish_lines, publish_session
 from logs.models import LogKind, LogLine
 from logs.redaction import Redactor, session_redactor
@@ -138,7 +138,7 @@ def _cleaned(lines: list[LineIn], redactor: Redactor) -> tuple[list[LineIn], lis
 
 
 def _documents(lines: list[LineIn]) -> list[str | None]:
-    return [None if line.data is None else json.dumps(line.data) for line in lines]
+    return [None if line.data is None else jsonio.dumps(line.data) for line in lines]
 
 
 def _insert(session: Session, lines: list[LineIn], documents: list[str | None]) -> None:

@@ -179,6 +179,49 @@ def test_it_stores_nul_characters_as_replacement(append, make_session):
     assert stored_line.data == {"k": "c\ufffdd"}
 
 
+def post_raw(client, session, raw: str):
+    return client.post(
+        APPEND_URL,
+        raw,
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {session_token(session.pk)}",
+    )
+
+
+def test_it_keeps_integers_beyond_64_bits_exact(make_session, client):
+    session = make_session()
+    big = 2**70 + 1  # a float would round it
+    body = {"session_id": str(session.pk), "lines": [line(1, data={"n": big, "m": -(2**64)})]}
+    r = post_raw(client, session, json.dumps(body))
+    assert r.status_code == 200, r.content
+    assert LogLine.objects.get(session=session).data == {"n": big, "m": -(2**64)}
+
+
+@pytest.mark.parametrize(
+    ("raw_value", "named"),
+    [('"\\ud800 alone"', "surrogate"), ("NaN", "NaN"), ("Infinity", "Infinity")],
+)
+def test_it_refuses_json_it_cannot_store_with_400(make_session, client, raw_value, named):
+    session = make_session()
+    body = json.dumps({"session_id": str(session.pk), "lines": [line(1, data={"v": "X"})]})
+    r = post_raw(client, session, body.replace('"X"', raw_value))
+    assert r.status_code == 400, r.content
+    assert named in r.json()["message"]
+    assert stored(session) == []
+
+
+def test_it_masks_a_non_ascii_secret_beside_a_huge_integer(append, make_session, agent):
+    from agents.models import Secret
+
+    secret = Secret(agent=agent, name="ODD")
+    secret.set_value("clé-secrète-42")
+    secret.save()
+    session = make_session()
+    r = append(session, [line(1, data={"n": 2**70, "out": "got clé-secrète-42"})])
+    assert r.status_code == 200
+    assert LogLine.objects.get(session=session).data == {"n": 2**70, "out": "got ***"}
+
+
 # ---- idempotency -----------------------------------------------------------------------
 
 

@@ -1,10 +1,9 @@
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from agents.models import Secret
+from logs import jsonio
 from logs.models import LogLine
 from logs.redaction import Redactor, redactor_for_session
 from logs.tests.conftest import line
@@ -81,7 +80,7 @@ ODD_SECRET = 'quo"te\\back\nline-é-secret'
 )
 def test_a_batch_with_anything_to_redact_could_change(texts, data):
     redactor = Redactor([SECRET, ODD_SECRET])
-    documents = [] if data is None else [json.dumps(data)]
+    documents = [] if data is None else [jsonio.dumps(data)]
     assert redactor.could_change(texts, documents)
     # and redaction does change it, so the check is not merely loose
     assert [redactor.text(t) for t in texts] != texts or redactor.data(data) != data
@@ -90,7 +89,7 @@ def test_a_batch_with_anything_to_redact_could_change(texts, data):
 def test_a_clean_batch_could_not_change():
     redactor = Redactor([SECRET, ODD_SECRET])
     data = [None, {"k": ["v", 1, True, "é"]}, ""]
-    assert not redactor.could_change(["plain", "", "ünïcode"], [json.dumps(d) for d in data])
+    assert not redactor.could_change(["plain", "", "ünïcode"], [jsonio.dumps(d) for d in data])
     assert not redactor.could_change([], [])
 
 
