@@ -32,8 +32,6 @@ from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 
-from logs import jsonio
-
 logger = logging.getLogger(__name__)
 
 # Above this the lines stay in the database and the message only says how far to read:
@@ -49,19 +47,21 @@ def agent_group(agent_id) -> str:
     return f"agent.{agent_id}"
 
 
-def publish_lines(session_id, lines: list[dict[str, Any]]) -> None:
-    """After commit, send stored lines (``line_payload`` dicts, in seq order) to the session."""
+def publish_lines(session_id, lines: list) -> None:
+    """After commit, send stored lines (LineIn or LogLine, in seq order) to the session."""
     if lines:
         message = lines_message(session_id, lines)
         transaction.on_commit(lambda: _send([session_group(session_id)], message))
 
 
-def lines_message(session_id, lines: list[dict[str, Any]]) -> dict[str, Any]:
-    """The channel-layer message for stored lines (``line_payload`` dicts, in seq order)."""
-    first, last = lines[0]["seq"], lines[-1]["seq"]
+def lines_message(session_id, lines: list) -> dict[str, Any]:
+    """The channel-layer message for stored lines (LineIn or LogLine, in seq order)."""
+    from logs.serializers import lines_frame
+
+    first, last = lines[0].seq, lines[-1].seq
     frame = None
     if last - first + 1 == len(lines):  # no hole: a socket that has first - 1 can take it
-        frame = jsonio.dumps({"type": "lines", "lines": lines})
+        frame = lines_frame(lines)
         if len(frame) > MAX_FRAME_CHARS:
             frame = None
     return {

@@ -13,9 +13,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 from rest_framework import serializers
 
 from agents.models import Session
+from logs import jsonio
 from logs.models import LogKind, LogLine
 from studio.errors import ValidationFailed
 
@@ -160,6 +162,20 @@ def payload_from_row(seq: int, kind: str, text: str, data: Any, ts: datetime) ->
         "data": data,
         "ts": ts.isoformat().replace("+00:00", "Z"),
     }
+
+
+def lines_frame(lines: list[LineIn | LogLine]) -> str:
+    """The WebSocket frame ``{"type": "lines", "lines": [line_payload(line), ...]}``.
+
+    orjson writes a LineIn as it is (a dataclass whose fields are PAYLOAD_FIELDS, in order;
+    a UTC time as "Z"), with no dict made per line; anything else goes through line_payload.
+    """
+    if all(type(line) is LineIn for line in lines):
+        try:
+            return orjson.dumps({"type": "lines", "lines": lines}, option=orjson.OPT_UTC_Z).decode()
+        except TypeError:  # data orjson cannot write: an integer beyond 64 bits
+            pass
+    return jsonio.dumps({"type": "lines", "lines": [line_payload(line) for line in lines]})
 
 
 class LineOutputSerializer(serializers.Serializer):

@@ -18,7 +18,7 @@ from logs import jsonio
 from logs.events import publish_lines, publish_session
 from logs.models import LogKind, LogLine
 from logs.redaction import Redactor, session_redactor
-from logs.serializers import MAX_LINE_CHARS, AppendBatch, LineIn, line_payload, truncate
+from logs.serializers import MAX_LINE_CHARS, AppendBatch, LineIn, truncate
 from sandboxes.models import LIVE_SANDBOX_STATUSES, Sandbox
 from sandboxes.services.activity import sandbox_touch
 from studio import tokens
@@ -108,7 +108,7 @@ def _append(batch: AppendBatch) -> AppendResult:
         session.save(update_fields=sorted(fields))
     _touch_sandbox(session)
 
-    publish_lines(session.pk, [line_payload(line) for line in new])
+    publish_lines(session.pk, new)
     if session.status != old_status or fields - {"last_seq"}:
         publish_session(session)
     return AppendResult(
@@ -269,7 +269,7 @@ def studio_line_append(*, session: Session, kind: str, text: str) -> LogLine:
     )
     Session.objects.filter(pk=session.pk).update(last_seq=line.seq)
     session.last_seq = line.seq
-    publish_lines(session.pk, [line_payload(line)])
+    publish_lines(session.pk, [line])
     return line
 
 

@@ -15,7 +15,6 @@ from rest_framework.authtoken.models import Token
 from agents.models import Secret, SessionStatus
 from logs import consumers, events
 from logs.models import LogLine
-from logs.serializers import line_payload
 from logs.tests.conftest import line, lines
 from studio.routing import websocket_urlpatterns
 from studio.ws_auth import TokenOrSessionAuthMiddleware
@@ -184,7 +183,7 @@ async def test_it_drops_live_lines_it_already_sent(connect, append, make_session
     await ingest(append, session, lines(1, 7))
     comm = await connect(f"/ws/sessions/{session.pk}/?after=0")
     assert await receive_seqs(comm, 7) == list(range(1, 8))
-    stale = [line_payload(x) for x in await _stored(session, 3, 7)]
+    stale = await _stored(session, 3, 7)
     await _group_send(session, stale)
     await assert_silent(comm)
     await comm.disconnect()
@@ -199,7 +198,7 @@ async def test_a_live_batch_after_a_gap_is_caught_up_from_the_database(
     assert await receive_seqs(comm, 3) == [1, 2, 3]
     # 4 is stored but its message never arrives (another process, a lost publish).
     await database_sync_to_async(_store)(session, lines(4, 6))
-    await _group_send(session, [line_payload(x) for x in await _stored(session, 5, 6)])
+    await _group_send(session, await _stored(session, 5, 6))
     assert await receive_seqs(comm, 3) == [4, 5, 6]
     await comm.disconnect()
 

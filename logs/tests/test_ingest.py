@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from datetime import timezone as timezone_offset
 from decimal import Decimal
 
 import pytest
@@ -11,7 +12,7 @@ from django.utils import timezone
 from agents.models import SessionStatus
 from logs import services
 from logs.models import LogLine
-from logs.serializers import MAX_LINE_CHARS
+from logs.serializers import MAX_LINE_CHARS, LineIn, line_payload, lines_frame
 from logs.tests.conftest import APPEND_URL, line, lines
 from sandboxes.models import Sandbox
 from studio.tokens import session_token
@@ -395,6 +396,23 @@ def test_it_publishes_once_per_batch_after_commit(
     assert (message["type"], message["first_seq"], message["last_seq"]) == ("session.lines", 1, 3)
     frame = json.loads(message["frame"])  # what every socket on the session is sent
     assert frame["type"] == "lines" and [x["seq"] for x in frame["lines"]] == [1, 2, 3]
+    replayed = [line_payload(x) for x in LogLine.objects.filter(session=session).order_by("seq")]
+    assert frame["lines"] == replayed  # the live frame says what a replay from the database says
+
+
+@pytest.mark.parametrize(
+    "ts",
+    [
+        datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+        datetime(2026, 1, 2, 3, 4, 5, 120, tzinfo=UTC),
+        datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone_offset(timedelta(hours=2))),
+    ],
+)
+@pytest.mark.parametrize("data", [None, {"é": ["ü", 1.5, True]}, {"n": 2**70}])
+def test_a_frame_holds_each_line_as_line_payload_says(ts, data):
+    batch = [LineIn(seq=7, kind="assistant", text="\x1b[1mhé\x1b[0m", data=data, ts=ts)]
+    frame = json.loads(lines_frame(batch))
+    assert frame == {"type": "lines", "lines": [line_payload(x) for x in batch]}
 
 
 def test_a_batch_with_a_hole_is_published_without_a_frame(
