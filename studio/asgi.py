@@ -3,27 +3,69 @@
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 import django
-from asgiref.sync import sync_to_async
+from asgiref.sync import ThreadSensitiveContext, sync_to_async
 from django.core.handlers.asgi import ASGIHandler
+from django.db import connections
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "studio.settings")
 django.setup(set_prefix=False)
 
 
 class OneHopASGIHandler(ASGIHandler):
-    """Django's ASGI handler with the middleware chain run as under WSGI: each request's
-    middleware and view run in one worker thread, reached in one hop from the event loop.
+    """Django's ASGI handler with the middleware chain run as under a threaded WSGI server:
+    each request's middleware and view run in one worker thread, reached in one hop from
+    the event loop, and the worker threads are kept from one request to the next.
 
     Every view here is sync, and WhiteNoise (near the top of MIDDLEWARE) is sync-only, so
     the stock async chain hops between the loop and the thread twice for each middleware
-    below it: most of a small request's CPU time.
+    below it: most of a small request's CPU time. And the stock handler starts a thread
+    for each request (and another to join it), each start holding up the event loop until
+    the new thread runs, and each thread opening its database connection anew.
+
+    A request runs in a single-thread executor taken from the idle ones (made when there
+    is none) and given back after the request; ``IDLE_THREADS`` are kept. A thread keeps its
+    database connection between requests as Django's CONN_MAX_AGE says, and Django's
+    request_finished signal runs in the request's own thread, so it closes (or gives back
+    to the pool) that thread's connection. So a web process holds at most as many database
+    connections as it has threads: ``IDLE_THREADS`` plus its requests in flight.
     """
+
+    IDLE_THREADS = 16
+
+    def __init__(self):
+        super().__init__()
+        self._idle: list[ThreadPoolExecutor] = []
 
     def load_middleware(self, is_async=False):
         super().load_middleware(is_async=False)
         self._middleware_chain = sync_to_async(self._middleware_chain, thread_sensitive=True)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await super().__call__(scope, receive, send)
+        executor = self._idle.pop() if self._idle else ThreadPoolExecutor(1, "request")
+        try:
+            async with ThreadSensitiveContext(executor=executor):
+                await super().__call__(scope, receive, send)
+        finally:
+            if len(self._idle) < self.IDLE_THREADS:
+                self._idle.append(executor)
+            else:
+                _retire(executor)
+
+    def close_idle_threads(self) -> None:
+        """End the idle threads, closing their database connections first."""
+        while self._idle:
+            _retire(self._idle.pop())
+
+
+def _retire(executor: ThreadPoolExecutor) -> None:
+    # Connections are per thread: closed in the thread that holds them, before it ends.
+    executor.submit(connections.close_all)
+    executor.shutdown(wait=False)
 
 
 django_asgi_app = OneHopASGIHandler()

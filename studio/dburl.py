@@ -13,11 +13,11 @@ def database_from_url(url: str) -> dict:
         name = unquote(parts.path.lstrip("/"))
         if not name:
             raise ConfigError("DATABASE_URL must name a database, e.g. postgres://host/studio.")
-        # DATABASE_POOL (psycopg-pool) is for web processes: under ASGI every request runs in
-        # a thread of its own, so without a pool each request opens a new connection (a
-        # server process forked per request). Off by default: a connection taken in a thread
-        # that ends without closing it never goes back to the pool, and Celery workers and
-        # tools keep persistent connections instead. Pooling needs CONN_MAX_AGE 0.
+        # DATABASE_POOL (psycopg-pool) is for web processes: each request in flight runs in a
+        # thread that holds a connection of its own (studio/asgi.py), and the pool caps them
+        # however many requests arrive at once. Off by default: a connection taken in a
+        # thread that ends without closing it never goes back to the pool, and Celery
+        # workers and tools keep persistent connections instead. Pooling needs CONN_MAX_AGE 0.
         pool = env_bool("DATABASE_POOL", False)
         size = {"min_size": 2, "max_size": env_int("DATABASE_POOL_MAX", 20, minimum=2)}
         return {
