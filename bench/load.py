@@ -196,16 +196,8 @@ def production(extra_env: dict[str, str]):
         token = _make_token(env)
         celery = [py, "-m", "celery", "-A", "studio"]
         commands = {
-            "daphne": [
-                py,
-                "-m",
-                "daphne",
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(port),
-                "studio.asgi:application",
-            ],
+            # The web tier as docker-compose runs it: a daphne process per core, pooled.
+            "web": ["env", "DATABASE_POOL=true", py, "manage.py", "serve", "--port", str(port)],
             "worker": [*celery, "worker", "--loglevel=WARNING", "--concurrency=4"],
             "beat": [
                 *celery,
@@ -219,7 +211,7 @@ def production(extra_env: dict[str, str]):
                 cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
             )
         base = f"http://127.0.0.1:{port}"
-        wait_http(base + "/healthz", process=procs["daphne"])
+        wait_http(base + "/healthz", process=procs["web"])
         yield Studio(
             base=base,
             token=token,
