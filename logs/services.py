@@ -167,8 +167,11 @@ def _copy(session: Session, lines: list[LineIn], documents: list[str | None], no
         connection.wrap_database_errors,
         cursor.cursor.copy(sql) as copy,
     ):
+        # The same session id and creation time on every row: written once as text, which
+        # COPY parses, instead of dumping a UUID and a datetime per row.
+        session_id, created_at = str(session.pk), now.isoformat()
         for x, data in zip(lines, documents, strict=True):
-            copy.write_row((session.pk, x.seq, x.kind, x.text, data, x.ts, now))
+            copy.write_row((session_id, x.seq, x.kind, x.text, data, x.ts, created_at))
 
 
 def _stored_seqs(session: Session, seqs: list[int]) -> set[int]:
