@@ -104,7 +104,9 @@ def _append(batch: AppendBatch) -> AppendResult:
     if new and new[-1].seq > session.last_seq:
         session.last_seq = new[-1].seq  # the highest seq stored; holes may remain below it
         fields.add("last_seq")
-    if fields:
+    if fields == {"last_seq"}:
+        _save_last_seq(session)  # most appends: one column, without the ORM's save machinery
+    elif fields:
         session.save(update_fields=sorted(fields))
     _touch_sandbox(session)
 
@@ -172,6 +174,15 @@ def _copy(session: Session, lines: list[LineIn], documents: list[str | None], no
         session_id, created_at = str(session.pk), now.isoformat()
         for x, data in zip(lines, documents, strict=True):
             copy.write_row((session_id, x.seq, x.kind, x.text, data, x.ts, created_at))
+
+
+def _save_last_seq(session: Session) -> None:
+    table, pk = Session._meta.db_table, Session._meta.pk
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} SET last_seq = %s WHERE {pk.column} = %s",  # noqa: S608 - model table
+            [session.last_seq, pk.get_db_prep_value(session.pk, connection)],
+        )
 
 
 def _stored_seqs(session: Session, seqs: list[int]) -> set[int]:
