@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 from concurrent.futures import ThreadPoolExecutor
 
@@ -9,6 +10,7 @@ import django
 from asgiref.sync import ThreadSensitiveContext, sync_to_async
 from django.core.handlers.asgi import ASGIHandler
 from django.db import connections
+from django.urls import get_resolver
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "studio.settings")
 django.setup(set_prefix=False)
@@ -81,3 +83,16 @@ application = ProtocolTypeRouter(
         "websocket": OriginCheck(TokenOrSessionAuthMiddleware(URLRouter(websocket_urlpatterns))),
     }
 )
+
+
+def _freeze_startup_objects() -> None:
+    """Startup leaves a few hundred thousand objects that live as long as the process
+    (modules, the URLconf, settings); Python's cyclic collector walks all of them on each
+    full collection, which cost ~15% of a 300-line append's CPU. Load the URLconf (it
+    imports every view) and move what exists now out of the collector's way."""
+    get_resolver().url_patterns  # noqa: B018
+    gc.collect()
+    gc.freeze()
+
+
+_freeze_startup_objects()
