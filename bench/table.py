@@ -241,7 +241,7 @@ def table(results: dict) -> str:
         f"Measured {mach['date']} at commit `{mach.get('commit')}` on {mach['cpu_model']}, "
         f"{mach['cores']} cores, {mach['memory_gib']} GiB, Python {mach['python']}; load "
         f"average {mach['load_average'][0]} at the start, {mach.get('load_average_end', ['?'])[0]}"
-        " at the end (the machine is shared: other test suites ran meanwhile)."
+        " at the end (the concurrent-run benchmarks saturate the cores)."
         + (" Quick mode." if results.get("quick") else ""),
         "",
         "| benchmark | figure | value | baseline (same run) | ratio | target | met? |",
