@@ -227,20 +227,23 @@ async def run_phase(port, key, sessions, lines_each, batch=None, rate=None) -> d
     await asyncio.gather(*(sub.open() for sub in subs))
     sent, rtts = [dict() for _ in sessions], []
     lines = [make_line(seq) for seq in range(1, lines_each + 1)]
-    limits = httpx.Limits(max_connections=len(sessions) + 2)
-    async with httpx.AsyncClient(limits=limits, timeout=60) as client:
+    # A client (one keep-alive connection) per session, as each sandbox's shipper has its own.
+    clients = [httpx.AsyncClient(timeout=60) for _ in sessions]
+    try:
         start = time.perf_counter()
         await asyncio.gather(
             *(
-                flood(client, url, s, lines, batch, sent[i], rtts)
+                flood(clients[i], url, s, lines, batch, sent[i], rtts)
                 if rate is None
-                else ship(client, url, s, lines, rate, sent[i], rtts)
+                else ship(clients[i], url, s, lines, rate, sent[i], rtts)
                 for i, s in enumerate(sessions)
             )
         )
         stored = time.perf_counter() - start
         await asyncio.wait_for(asyncio.gather(*(sub.done.wait() for sub in subs)), 120)
         delivered = max(max(sub.arrived.values()) for sub in subs) - start
+    finally:
+        await asyncio.gather(*(client.aclose() for client in clients))
     latencies = [
         (sub.arrived[seq] - sent[i][seq]) * 1000
         for i, sub in enumerate(subs)
