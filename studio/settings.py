@@ -268,6 +268,9 @@ SANDBOX_BACKEND = env_choice(
 SANDBOX_DATA_DIR = DATA_DIR / (f"test-runs/{os.getpid()}" if TESTING else "")
 SANDBOX_LOCAL_ISOLATION = env_choice("SANDBOX_LOCAL_ISOLATION", ("bwrap", "none"), "bwrap")
 SANDBOX_TIMEOUT_SECONDS = env_int("SANDBOX_TIMEOUT_SECONDS", 1800, minimum=60)
+# How long a deploy waits for the sandbox's runtime to answer /health. A runtime starts in
+# well under a second on an idle machine, but twenty deploys at once on two cores take longer.
+SANDBOX_READY_TIMEOUT_SECONDS = env_int("SANDBOX_READY_TIMEOUT_SECONDS", 120, minimum=1)
 SANDBOX_MAX_LIFETIME_SECONDS = env_int("SANDBOX_MAX_LIFETIME_SECONDS", 24 * 3600, minimum=60)
 SANDBOX_COST_PER_SECOND = env_float(
     "SANDBOX_COST_PER_SECOND", 0.00015 if SANDBOX_BACKEND == "e2b" else 0.0, minimum=0

@@ -20,8 +20,6 @@ from studio.errors import QuotaExceeded
 
 log = logging.getLogger(__name__)
 
-HEALTH_TIMEOUT_SECONDS = 30
-
 
 def live_sandbox(agent: Agent) -> Sandbox | None:
     return Sandbox.objects.filter(agent=agent, status__in=LIVE_SANDBOX_STATUSES).first()
@@ -142,7 +140,7 @@ def sandbox_provision(*, sandbox_id, claim: str) -> Sandbox | None:
         publish_deployment(sandbox, step="Writing skills")
         _write_skills(backend, sandbox, agent)
         publish_deployment(sandbox, step="Waiting for the runtime")
-        RuntimeClient(sandbox).wait_healthy(timeout=HEALTH_TIMEOUT_SECONDS)
+        RuntimeClient(sandbox).wait_healthy(timeout=settings.SANDBOX_READY_TIMEOUT_SECONDS)
     except (BackendError, RuntimeUnavailable) as exc:
         return _fail(sandbox, exc.message)
     except Exception:

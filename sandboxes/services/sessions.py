@@ -25,8 +25,9 @@ from studio.model_env import missing_model_credentials, model_env
 log = logging.getLogger(__name__)
 
 MAX_PROMPT_CHARS = 100_000
-# How long a queued session waits for its sandbox to become ready.
-READY_WAIT_SECONDS = 90
+# How long a queued session waits for its sandbox, beyond the deploy's own wait for the
+# runtime (SANDBOX_READY_TIMEOUT_SECONDS): creating the sandbox comes first.
+CREATE_WAIT_SECONDS = 60
 # A started session from which nothing arrives within this long is diagnosed.
 SILENCE_SECONDS = 60
 INGEST_PATH = "/api/internal/logs/append"
@@ -142,7 +143,7 @@ def session_start(*, session_id) -> Session | None:
 
 
 def _wait_ready(sandbox: Sandbox | None) -> Sandbox | None:
-    deadline = time.monotonic() + READY_WAIT_SECONDS
+    deadline = time.monotonic() + settings.SANDBOX_READY_TIMEOUT_SECONDS + CREATE_WAIT_SECONDS
     while sandbox is not None:
         sandbox.refresh_from_db()
         if sandbox.status not in (SandboxStatus.PENDING, SandboxStatus.CREATING):

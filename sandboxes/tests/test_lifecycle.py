@@ -13,7 +13,6 @@ from sandboxes.backends.base import CreateSpec
 from sandboxes.backends.local import MARKER, LocalBackend
 from sandboxes.backends.local_jail import find_processes, proc_cmdline
 from sandboxes.models import Sandbox
-from sandboxes.services import deploy as deploy_service
 from sandboxes.services.lifecycle import sandboxes_reap, sandboxes_reconcile
 from sandboxes.services.sessions import sessions_diagnose_silent
 from sandboxes.tests.conftest import create_agent
@@ -210,7 +209,7 @@ def test_a_silent_session_is_diagnosed_with_the_likely_cause(
 def test_a_runtime_that_never_answers_fails_the_deploy_with_the_fix(
     live_studio, api, local, settings, monkeypatch, tmp_path
 ):
-    monkeypatch.setattr(deploy_service, "HEALTH_TIMEOUT_SECONDS", 1)
+    settings.SANDBOX_READY_TIMEOUT_SECONDS = 1
     override_backend("local", LocalBackend(data_dir=tmp_path, runtime_command=["sleep", "60"]))
     try:
         agent_id = create_agent(api)
