@@ -88,7 +88,7 @@ application = ProtocolTypeRouter(
 def _freeze_startup_objects() -> None:
     """Startup leaves a few hundred thousand objects that live as long as the process
     (modules, the URLconf, settings); Python's cyclic collector walks all of them on each
-    full collection, which cost ~15% of a 300-line append's CPU. Load the URLconf (it
+    full collection, which cost ~10% of a 300-line append's CPU. Load the URLconf (it
     imports every view) and move what exists now out of the collector's way."""
     get_resolver().url_patterns  # noqa: B018
     gc.collect()
