@@ -32,6 +32,7 @@ from logs import selectors
 from logs.events import agent_group, session_group
 from logs.serializers import SessionOutputSerializer
 from logs.services import STATUS_RANK
+from sandboxes.selectors import latest_sandbox
 from sandboxes.serializers import SandboxOutputSerializer
 from studio.errors import NotFound
 
@@ -220,7 +221,7 @@ def _agent_state(user, kwargs) -> dict | None:
         agent = agent_get(user=user, agent_id=kwargs["agent_id"])
     except NotFound:
         return None
-    sandbox = agent.sandboxes.order_by("-created_at").first()
+    sandbox = latest_sandbox(agent)
     sessions = sessions_for(user=user, agent_id=agent.pk)[:20]
     deployment = SandboxOutputSerializer(sandbox).data if sandbox is not None else None
     return {

@@ -13,6 +13,7 @@ from agents.selectors import agent_get, session_get
 from logs.serializers import SessionOutputSerializer
 from sandboxes import api_serializers as io
 from sandboxes.models import SandboxStatus
+from sandboxes.selectors import latest_sandbox
 from sandboxes.serializers import DeploymentSerializer, SandboxOutputSerializer
 from sandboxes.services import actions
 from sandboxes.services.deploy import live_sandbox, sandbox_deploy
@@ -53,7 +54,7 @@ class SandboxView(APIView):
 def _no_live_sandbox(agent) -> NotFound:
     """The 404 for an agent without a live sandbox; when its last deploy failed, it says why
     (a client polling after deploy otherwise sees only that the sandbox is gone)."""
-    last = agent.sandboxes.order_by("-created_at").first()
+    last = latest_sandbox(agent)
     if last is None or last.status != SandboxStatus.FAILED:
         return NotFound("This agent has no live sandbox.")
     return NotFound(
@@ -66,7 +67,7 @@ class StopView(APIView):
     @extend_schema(request=None, responses={202: DeploymentSerializer}, operation_id="agents_stop")
     def post(self, request, agent_id):
         agent = agent_get(user=request.user, agent_id=agent_id)
-        sandbox = live_sandbox(agent) or agent.sandboxes.order_by("-created_at").first()
+        sandbox = live_sandbox(agent) or latest_sandbox(agent)
         if sandbox is None:
             raise NotFound("This agent has never been deployed.")
         return _deployment(sandbox_stop(sandbox=sandbox), status.HTTP_202_ACCEPTED)

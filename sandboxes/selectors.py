@@ -32,6 +32,11 @@ class Cost:
         }
 
 
+def latest_sandbox(agent) -> Sandbox | None:
+    """The agent's most recent sandbox, live or not (what its pages and 404s speak of)."""
+    return agent.sandboxes.order_by("-created_at").first()
+
+
 def costs_by_agent(agent_ids) -> dict:
     """{agent_id: Cost}: model cost from each session's result plus sandbox seconds times
     the sandbox's rate. Two queries whatever the number of agents."""

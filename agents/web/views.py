@@ -23,6 +23,7 @@ from agents.selectors import agent_get, session_get, sessions_for
 from agents.services.agents import agent_create, agent_delete, agent_update
 from agents.web import summaries
 from agents.web.forms import AgentForm
+from sandboxes.selectors import latest_sandbox
 from studio.errors import NotFound
 
 # Rows the agent page renders; the sessions API pages through the rest.
@@ -103,7 +104,7 @@ def agent_remove(request, agent_id):
 def agent_detail(request, agent_id):
     agent = agent_get(user=request.user, agent_id=agent_id)
     sessions = sessions_for(user=request.user, agent_id=agent.pk)
-    deployment = agent.sandboxes.order_by("-created_at").first()
+    deployment = latest_sandbox(agent)
     resumable = summaries.resumable_session(user=request.user, agent=agent)
     config = {
         "agentId": str(agent.pk),
