@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 import uuid
 
 from django.conf import settings
@@ -23,6 +24,17 @@ KNOWN_TOOLS = [
 ]
 SANDBOX_BACKENDS = [("local", "local"), ("e2b", "e2b")]
 PERMISSION_MODES = ["bypassPermissions", "acceptEdits", "default", "plan"]
+# Where a sandbox may connect (docs/security.md): `open` is the public internet only (never
+# the host, loopback, link-local or private ranges), `allowlist` the listed domains only,
+# `none` nothing but the studio itself.
+NETWORK_POLICIES = ["open", "allowlist", "none"]
+MAX_ALLOWLIST = 100
+
+domain_pattern_validator = RegexValidator(
+    r"^(\*\.)?([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$",
+    "Use a domain name such as pypi.org, or *.example.com for its subdomains.",
+    flags=re.IGNORECASE,
+)
 
 env_name_validator = RegexValidator(
     r"^[A-Za-z_][A-Za-z0-9_]{0,127}$",
@@ -43,6 +55,11 @@ AGENT_FIELDS = (
     "template",
     "timeout_seconds",
     "env",
+    "network_policy",
+    "network_allowlist",
+    "budget_usd_per_run",
+    "budget_usd_per_day",
+    "budget_usd_per_month",
 )
 
 
@@ -79,6 +96,25 @@ class Agent(models.Model):
         default=1800, validators=[MinValueValidator(60), MaxValueValidator(24 * 3600)]
     )
     env = models.JSONField(default=dict, blank=True, help_text="Non-secret variables.")
+    network_policy = models.CharField(
+        max_length=16,
+        default="open",
+        choices=[(p, p) for p in NETWORK_POLICIES],
+        help_text="open: the public internet only; allowlist: network_allowlist only; "
+        "none: no network but the studio.",
+    )
+    network_allowlist = models.JSONField(
+        default=list, blank=True, help_text="Domains (or *.domain) reachable under allowlist."
+    )
+    budget_usd_per_run = models.DecimalField(
+        max_digits=12, decimal_places=4, null=True, blank=True, help_text="Null: no limit."
+    )
+    budget_usd_per_day = models.DecimalField(
+        max_digits=12, decimal_places=4, null=True, blank=True, help_text="Null: no limit."
+    )
+    budget_usd_per_month = models.DecimalField(
+        max_digits=12, decimal_places=4, null=True, blank=True, help_text="Null: no limit."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -8,10 +8,13 @@ from rest_framework import serializers
 from agents.models import (
     AGENT_FIELDS,
     KNOWN_TOOLS,
+    MAX_ALLOWLIST,
+    NETWORK_POLICIES,
     PERMISSION_MODES,
     SANDBOX_BACKENDS,
     Agent,
     Skill,
+    domain_pattern_validator,
     env_name_validator,
 )
 
@@ -59,6 +62,17 @@ class SecretNameSerializer(serializers.Serializer):
     updated_at = serializers.DateTimeField()
 
 
+def _budget_field() -> serializers.DecimalField:
+    return serializers.DecimalField(
+        max_digits=12,
+        decimal_places=4,
+        min_value=0,
+        allow_null=True,
+        required=False,
+        help_text="USD; null means no limit.",
+    )
+
+
 class AgentInputSerializer(serializers.ModelSerializer):
     skills = SkillSerializer(many=True, required=False)
     secrets = serializers.DictField(
@@ -72,10 +86,24 @@ class AgentInputSerializer(serializers.ModelSerializer):
         child=serializers.ChoiceField(choices=KNOWN_TOOLS), required=False, max_length=50
     )
     permission_mode = serializers.ChoiceField(choices=PERMISSION_MODES, required=False)
+    network_policy = serializers.ChoiceField(choices=NETWORK_POLICIES, required=False)
+    network_allowlist = serializers.ListField(
+        child=serializers.CharField(max_length=253, validators=[domain_pattern_validator]),
+        required=False,
+        max_length=MAX_ALLOWLIST,
+        help_text="Domains reachable under network_policy=allowlist; *.example.com "
+        "matches its subdomains.",
+    )
+    budget_usd_per_run = _budget_field()
+    budget_usd_per_day = _budget_field()
+    budget_usd_per_month = _budget_field()
 
     class Meta:
         model = Agent
         fields = [*AGENT_FIELDS, "skills", "secrets"]
+
+    def validate_network_allowlist(self, value: list[str]) -> list[str]:
+        return list(dict.fromkeys(d.lower() for d in value))
 
     def validate_name(self, value: str) -> str:
         if not value.strip():

@@ -14,6 +14,7 @@ class SandboxStatus(models.TextChoices):
     PENDING = "pending"
     CREATING = "creating"
     READY = "ready"
+    PAUSED = "paused"  # idle: processes stopped or frozen, files kept; the next use resumes
     STOPPING = "stopping"
     STOPPED = "stopped"
     FAILED = "failed"
