@@ -64,6 +64,10 @@ class CreateSpec:
     template: str = ""
     timeout_seconds: int = 1800
     env: dict[str, str] = field(default_factory=dict)
+    # Egress: "open" (public internet only), "allowlist" (these domains only) or "none"
+    # (nothing but the studio). Backends that cannot enforce a policy say so in their docs.
+    network_policy: str = "open"
+    network_allowlist: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -181,6 +181,8 @@ def _create_or_adopt(backend, sandbox: Sandbox, agent: Agent, *, redelivered: bo
             template=sandbox.template,
             timeout_seconds=agent.timeout_seconds,
             env={k: str(v) for k, v in (agent.env or {}).items()},
+            network_policy=agent.network_policy,
+            network_allowlist=tuple(agent.network_allowlist or ()),
         )
     )
 
