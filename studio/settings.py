@@ -240,6 +240,8 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 
+# /api/schema/ and /api/docs/ need a signed-in user (session or token) unless this opens them.
+API_SCHEMA_PUBLIC = env_bool("API_SCHEMA_PUBLIC", default=False)
 SPECTACULAR_SETTINGS = {
     "TITLE": "Agent Studio API",
     "DESCRIPTION": "Define Claude agents, deploy them into sandboxes, run prompts, read logs.",
