@@ -31,7 +31,9 @@ REDIS_URL = env_str("REDIS_URL")
 EMBEDDED = not DATABASE_URL and not REDIS_URL
 TESTING = "pytest" in sys.modules
 
-DEBUG = env_bool("DEBUG", default=EMBEDDED)
+# Off unless asked for, in both modes: Django's debug pages show settings, SQL and source to
+# anyone who makes a request fail. Embedded mode serves its pages the same either way.
+DEBUG = env_bool("DEBUG", default=False)
 
 if EMBEDDED:
     _local = load_or_create_local_keys(DATA_DIR / "local-keys.json")
@@ -142,15 +144,18 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"] if (BASE_DIR / "static").is_dir() else []
+# Production serves hashed, compressed copies made by `collectstatic`; embedded mode (and
+# DEBUG) serves the files where they are, found at start, so `runstudio` needs no build step.
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
         "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
-        if DEBUG or TESTING
+        if DEBUG or TESTING or EMBEDDED
         else "whitenoise.storage.CompressedManifestStaticFilesStorage"
     },
 }
-WHITENOISE_USE_FINDERS = DEBUG
+WHITENOISE_USE_FINDERS = DEBUG or EMBEDDED
+WHITENOISE_AUTOREFRESH = DEBUG
 
 LOGIN_URL = "/login/"
 LOGIN_REDIRECT_URL = "/"
@@ -301,13 +306,16 @@ LOGGING = {
 
 if not DEBUG:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    # Production sits behind TLS; embedded mode serves plain HTTP on this machine unless told.
+    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not EMBEDDED)
     # Probes and sandboxes may talk plain HTTP on the private network.
     SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^api/internal/"]
     # Behind TLS cookies must be Secure; a plain-HTTP staging setup can turn this off.
-    SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", True)
+    SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", not EMBEDDED)
     CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
-    SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000, minimum=0)
+    SECURE_HSTS_SECONDS = env_int(
+        "SECURE_HSTS_SECONDS", 31536000 if SECURE_SSL_REDIRECT else 0, minimum=0
+    )
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
     SECURE_CONTENT_TYPE_NOSNIFF = True
