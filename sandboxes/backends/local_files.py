@@ -43,7 +43,7 @@ def _parts(path: str) -> list[str]:
 
 def _changing(path: str) -> PathNotUsable:
     return PathNotUsable(
-        f"{path} kept changing while it was being read (something in the sandbox is "
+        f"{path} kept changing while the studio used it (something in the sandbox is "
         "replacing it, e.g. a directory with a symlink); try again.",
         code="PathChanged",
     )
