@@ -11,13 +11,12 @@ import uuid
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, serializers
-from rest_framework.exceptions import ParseError
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from agents.selectors import agent_get, session_get, sessions_for
-from logs import jsonio, selectors, services
+from logs import selectors, services
 from logs.jsonio import IngestJSONParser
 from logs.serializers import (
     AgentLogsOutputSerializer,
@@ -26,7 +25,7 @@ from logs.serializers import (
     SessionLogsOutputSerializer,
     SessionOutputSerializer,
     line_payload,
-    parse_append,
+    read_append,
 )
 from studio.api import MAX_QUERY_INT
 from studio.errors import Forbidden, ValidationFailed
@@ -150,11 +149,7 @@ class LogAppendView(APIView):
         # Reading the body through Django enforces DATA_UPLOAD_MAX_MEMORY_SIZE (413).
         raw = request.body
         session_id = services.ingest_authenticate(authorization=authorization, body=raw)
-        try:
-            body = jsonio.loads(raw)
-        except ValueError as exc:
-            raise ParseError(f"JSON parse error - {exc}") from None
-        batch = parse_append(body)
+        batch = read_append(raw)
         if batch.session_id != session_id:
             raise Forbidden("This token does not grant access to that session.")
         result = services.lines_append(batch=batch)

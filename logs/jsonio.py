@@ -23,6 +23,7 @@ about a quarter of the parse). A body that goes to ``json`` is measured from its
 from __future__ import annotations
 
 import json
+import math
 from itertools import accumulate
 from typing import Any
 
@@ -113,7 +114,7 @@ def loads(body: bytes, *, max_depth: int = MAX_DEPTH) -> Any:
                 raise TooDeep(max_depth)
             return value
     check_depth(body, max_depth)  # before json's parser, which recurses
-    value = json.loads(body, parse_constant=_refuse_constant)
+    value = json.loads(body, parse_constant=_refuse_constant, parse_float=_finite_float)
     try:
         dumps(value).encode()
     except UnicodeEncodeError:
@@ -128,8 +129,26 @@ def dumps(value: Any) -> str:
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
+def loads_allowing_non_finite(body: bytes, *, max_depth: int = MAX_DEPTH) -> Any:
+    """``json``'s reading of a body ``loads`` refused as NotFinite, NaN and infinities kept as
+    floats: only so that a validator can name the field that holds one. Never store it."""
+    check_depth(body, max_depth)
+    return json.loads(body)
+
+
+class NotFinite(ValueError):
+    """NaN, Infinity, or a number too large for a double: JSON that no column can hold."""
+
+
 def _refuse_constant(name: str):
-    raise ValueError(f"{name} is not valid JSON.")
+    raise NotFinite(f"{name} is not valid JSON.")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise NotFinite(f"{text[:40]} is out of range for a number.")
+    return value
 
 
 class IngestJSONParser(JSONParser):

@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 from rest_framework import serializers
+from rest_framework.exceptions import ParseError
 
 from agents.models import Session, SessionStatus
 from logs import jsonio
@@ -85,6 +86,19 @@ def parse_session_id(body: Any) -> uuid.UUID:
         return uuid.UUID(str(body.get("session_id")))
     except ValueError:
         _fail("session_id", "A valid session UUID is required.")
+
+
+def read_append(raw: bytes) -> AppendBatch:
+    """Parse (``jsonio.loads``: nesting bounded first) and validate a raw ingest body. A
+    non-finite number is a 400; when it sits in a run report, the message names the field."""
+    try:
+        body = jsonio.loads(raw)
+    except jsonio.NotFinite as exc:
+        parse_append(jsonio.loads_allowing_non_finite(raw))  # names a report field holding it
+        raise ParseError(f"JSON parse error - {exc}") from None
+    except ValueError as exc:
+        raise ParseError(f"JSON parse error - {exc}") from None
+    return parse_append(body)
 
 
 def parse_append(body: Any) -> AppendBatch:
