@@ -22,6 +22,7 @@ about a quarter of the parse). A body that goes to ``json`` is measured from its
 
 from __future__ import annotations
 
+import io
 import json
 import math
 from itertools import accumulate
@@ -149,6 +150,20 @@ def _finite_float(text: str) -> float:
     if not math.isfinite(value):
         raise NotFinite(f"{text[:40]} is out of range for a number.")
     return value
+
+
+class BoundedJSONParser(JSONParser):
+    """DRF's JSON parser for every API route, refusing nesting deeper than MAX_DEPTH first:
+    the standard library's parser recurses, so a deep enough body was a RecursionError (a
+    500); now it is a 400 naming the limit, before any parsing."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        body = stream.read()
+        try:
+            check_depth(body)
+        except TooDeep as exc:
+            raise ParseError(f"JSON parse error - {exc}") from None
+        return super().parse(io.BytesIO(body), media_type, parser_context)
 
 
 class IngestJSONParser(JSONParser):
