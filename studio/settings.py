@@ -252,7 +252,7 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "studio.api.exception_handler",
     # The API speaks JSON only (nested skills, env, files do not fit a form); so does the
     # schema, and the test client by default.
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["logs.jsonio.BoundedJSONParser"],  # nesting bounded: jsonio
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
     "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.UserRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {
