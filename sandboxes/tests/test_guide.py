@@ -3,16 +3,13 @@ through the real SDK against the double), then the state they leave read back.""
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
-from sandboxes.tests.conftest import create_agent
+from sandboxes.tests.conftest import create_agent, host_ca_env
 from sandboxes.tests.flow import all_lines, deploy_ready, session_done
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-CA_VARIABLES = ("NODE_EXTRA_CA_CERTS", "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE")
 ENV_SCRIPT = {
     "marker": "[[guide-env]]",
     "turns": [
@@ -30,10 +27,7 @@ ENV_SCRIPT = {
 
 def test_the_guides_calls_work_as_written(live_studio, scripted_model, api, backend):
     scripted_model.add_script(ENV_SCRIPT)
-    # Registries are reached through this machine's TLS-inspecting proxy: the double's
-    # sandboxes (unlike local ones) get the host's CA settings only through the agent's env.
-    ca = {k: v for k, v in os.environ.items() if k in CA_VARIABLES and v.startswith("/etc/")}
-    agent_id = create_agent(api, name="web-scraper", env=ca)
+    agent_id = create_agent(api, name="web-scraper", env=host_ca_env())
     base = f"/api/agents/{agent_id}"
 
     # deploy
