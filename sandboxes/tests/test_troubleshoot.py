@@ -220,3 +220,24 @@ def test_an_agent_without_a_browser_skill_is_not_probed(live_studio, scripted_mo
     assert session["status"] == "completed" and session["error"] == ""
     assert "Browser automation" not in log_text(api, session["id"])
     api.post(f"/api/agents/{agent_id}/stop")
+
+
+def test_a_python_browser_skill_is_checked_with_pythons_playwright(
+    live_studio, scripted_model, api, web_client, local
+):
+    # The runtime's own example skill uses Playwright for Python. The studio's venv (which
+    # local sandboxes run) has the package; a fresh sandbox HOME has no browser.
+    text = Path(django_settings.BASE_DIR, "agent_runtime", "skills", "web-scraping", "SKILL.md")
+    front, body = re.match(r"^---\n(.*?)\n---\n+(.*)$", text.read_text(), re.S).groups()
+    meta = dict(line.split(": ", 1) for line in front.splitlines())
+    skill = {"name": "py-scraping", "description": meta["description"], "body": body}
+    agent_id = create_agent(api, skills=[skill])
+    deploy_ready(api, agent_id)
+    session = run(api, agent_id)
+    shows_everywhere(
+        api, web_client, agent_id,
+        "Browser automation not working", "Playwright's Chromium is not installed",
+        "/home/agent/.cache/ms-playwright/",
+        session=session,
+    )  # fmt: skip
+    api.post(f"/api/agents/{agent_id}/stop")
