@@ -301,6 +301,9 @@ SANDBOX_COST_PER_SECOND = env_float(
 )
 SANDBOX_MAX_LIVE_PER_USER = env_int("SANDBOX_MAX_LIVE_PER_USER", 5, minimum=1)
 SESSION_TIMEOUT_SECONDS = env_int("SESSION_TIMEOUT_SECONDS", 1800, minimum=10)
+# How a sandbox reaches the studio. Unset in embedded mode, `runstudio` points it at the
+# address it serves on (so `make run PORT=8100` works); production must set it for E2B.
+BACKEND_API_URL_SET = bool(env_str("BACKEND_API_URL"))
 BACKEND_API_URL = env_str("BACKEND_API_URL", "http://127.0.0.1:8000")
 
 # Model credentials handed to sandboxes at execute (never stored, redacted from logs).

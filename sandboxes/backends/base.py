@@ -158,3 +158,9 @@ class SandboxBackend(abc.ABC):
     @abc.abstractmethod
     def list(self) -> list[SandboxInfo]:
         """Every sandbox this studio install has at the provider, alive now."""
+
+    def runtime_log(self, external_id: str, *, max_bytes: int = 4000) -> str:
+        """The end of the runtime's own output (its start command's stdout and stderr), for
+        diagnosing a runtime that never answered; "" when the backend keeps none. Operators
+        read it in the studio's log: it may name host paths, so it is not shown to users."""
+        return ""

@@ -168,8 +168,15 @@ def command_exec(
     )
 
 
-def packages_install(*, sandbox: Sandbox | None, packages: list[str], manager: str) -> ExecResult:
-    """pip or npm install into the sandbox (as its user), names validated first."""
+def packages_install(
+    *, sandbox: Sandbox | None, packages: list[str], manager: str = "npm"
+) -> ExecResult:
+    """npm (the default) or pip install into the sandbox as its user, names validated first.
+
+    npm is the default because the seed guide's runtime is Node (`require('playwright')`):
+    its `{"packages": ["playwright", "axios"]}` names npm packages, and the same names on
+    PyPI are unrelated projects. npm installs into /workspace/node_modules, where `require`
+    from a script in the workspace looks first."""
     pattern = {"pip": _PIP, "npm": _NPM}.get(manager)
     if pattern is None:
         raise ValidationFailed("manager must be pip or npm.", details={"manager": ["invalid"]})
