@@ -136,14 +136,17 @@ class LocalBackend(SandboxBackend):
             *("--port", "{port}", "--workspace", "{workspace}"),
         ]
         self.runtime_dir = str(Path(runtime_dir).resolve())
-        self.rlimits = {**local_jail.DEFAULT_RLIMITS, **(rlimits or {})}
+        self.cgroups = local_cgroups.Cgroups(limits or local_cgroups.Limits())
+        defaults = dict(local_jail.DEFAULT_RLIMITS)
+        if self.cgroups.kind is not None:
+            defaults["as"] = None  # the cgroup bounds memory; see local_jail.RLIMITS
+        self.rlimits = {**defaults, **(rlimits or {})}
         local_jail.check_rlimits(self.rlimits)
         self.tmpfs_bytes = tmpfs_bytes
         self.max_output_bytes = max_output_bytes
         self.max_read_bytes = max_read_bytes
         self.host = host
         self.uid_range = (first, last)
-        self.cgroups = local_cgroups.Cgroups(limits or local_cgroups.Limits())
         self.disk_bytes = disk_bytes if isolation == "bwrap" else 0
         self.seccomp = seccomp
         self._python_dirs: tuple[str, ...] | None = None

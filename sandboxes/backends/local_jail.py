@@ -38,8 +38,10 @@ RUNTIME_MOUNT = "/opt/agent_studio"
 SANDBOX_UID = 1000
 SANDBOX_PATH = "/usr/local/bin:/usr/bin:/bin"
 
-# name -> (prlimit flag, resource constant, default). Address space is per process: the
-# Claude CLI ran under 1 GiB here; 4 GiB leaves room for pip and a model-sized dataset.
+# name -> (prlimit flag, resource constant, default). Address space is per process and only
+# a fallback for hosts without a memory cgroup (the backend lifts it where the cgroup bounds
+# the sandbox's memory as a whole): Chromium and V8 reserve far more address space than they
+# use and crash under 4 GiB (measured: SIGTRAP at 4 and 16 GiB, fine unlimited).
 RLIMITS = {
     "as": ("--as", resource.RLIMIT_AS, 4 << 30),
     "nofile": ("--nofile", resource.RLIMIT_NOFILE, 4096),
@@ -97,10 +99,9 @@ def write_identity_files(jail_dir: str) -> None:
         "group": f"root:x:0:\nagent:x:{SANDBOX_UID}:\nnogroup:x:65534:\n",
     }.items():
         path = os.path.join(jail_dir, name)
-        with contextlib.suppress(OSError):
-            with open(path) as f:
-                if f.read() == text:
-                    continue  # replacing it would pull it from under a jail being set up
+        with contextlib.suppress(OSError), open(path) as f:
+            if f.read() == text:
+                continue  # replacing it would pull it from under a jail being set up
         tmp = f"{path}.{os.getpid()}"
         with open(tmp, "w") as f:
             f.write(text)
