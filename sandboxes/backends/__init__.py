@@ -29,9 +29,18 @@ def get_backend(name: str) -> SandboxBackend:
 def _build(name: str) -> SandboxBackend:
     if name == "local":
         from sandboxes.backends.local import LocalBackend
+        from sandboxes.backends.local_cgroups import Limits
 
         return LocalBackend(
-            data_dir=settings.SANDBOX_DATA_DIR, isolation=settings.SANDBOX_LOCAL_ISOLATION
+            data_dir=settings.SANDBOX_DATA_DIR,
+            isolation=settings.SANDBOX_LOCAL_ISOLATION,
+            uid_range=_uid_range(settings.SANDBOX_UID_RANGE),
+            limits=Limits(
+                pids_max=settings.SANDBOX_PIDS_MAX,
+                memory_bytes=settings.SANDBOX_MEMORY_MB << 20,
+                cpu_weight=min(settings.SANDBOX_CPU_WEIGHT, 10000),
+            ),
+            disk_bytes=settings.SANDBOX_DISK_MB << 20,
         )
     if name == "e2b":
         if not settings.E2B_API_KEY:
@@ -49,6 +58,20 @@ def _build(name: str) -> SandboxBackend:
             domain=settings.E2B_DOMAIN or None,
         )
     raise BackendError(f"Unknown sandbox backend {name!r}.", code="UnknownBackend")
+
+
+def _uid_range(text: str) -> tuple[int, int]:
+    """SANDBOX_UID_RANGE "first-last" as two ints; a clear error if it is not that."""
+    first, sep, last = text.partition("-")
+    try:
+        if sep:
+            return int(first), int(last)
+    except ValueError:
+        pass
+    raise BackendError(
+        f"SANDBOX_UID_RANGE must be FIRST-LAST (e.g. 1300000-1365535), not {text!r}.",
+        code="BadSetting",
+    )
 
 
 def override_backend(name: str, backend: SandboxBackend | None) -> None:

@@ -158,3 +158,9 @@ class SandboxBackend(abc.ABC):
     @abc.abstractmethod
     def list(self) -> list[SandboxInfo]:
         """Every sandbox this studio install has at the provider, alive now."""
+
+    def limits_hit(self, external_id: str) -> list[str]:
+        """Which of the sandbox's resource limits it has run into ("pids", "memory",
+        "disk"), as far as the provider can tell; readable until kill. [] if none or
+        unknown."""
+        return []
