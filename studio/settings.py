@@ -277,6 +277,9 @@ SANDBOX_MEMORY_MB = env_int("SANDBOX_MEMORY_MB", 2048, minimum=64)
 # Against 100 for everything else: under load the studio's own processes come first.
 SANDBOX_CPU_WEIGHT = env_int("SANDBOX_CPU_WEIGHT", 20, minimum=1)
 SANDBOX_DISK_MB = env_int("SANDBOX_DISK_MB", 2048, minimum=0)
+# The host uid of local sandboxes' network helpers (pasta and the namespace it holds); the
+# egress proxy of `allowlist` agents runs as the next uid. Both outside SANDBOX_UID_RANGE.
+SANDBOX_NET_UID = env_int("SANDBOX_NET_UID", 64900, minimum=1000)
 # How long a deploy waits for the sandbox's runtime to answer /health. A runtime starts in
 # well under a second on an idle machine, but twenty deploys at once on two cores take longer.
 SANDBOX_READY_TIMEOUT_SECONDS = env_int("SANDBOX_READY_TIMEOUT_SECONDS", 120, minimum=1)

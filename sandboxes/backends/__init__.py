@@ -8,6 +8,7 @@ import threading
 from django.conf import settings
 
 from sandboxes.backends.base import BackendError, SandboxBackend
+from studio.model_env import model_env
 
 _overrides: dict[str, SandboxBackend] = {}
 _lock = threading.Lock()
@@ -41,6 +42,8 @@ def _build(name: str) -> SandboxBackend:
                 cpu_weight=min(settings.SANDBOX_CPU_WEIGHT, 10000),
             ),
             disk_bytes=settings.SANDBOX_DISK_MB << 20,
+            studio_urls=_studio_urls,
+            net_uid=settings.SANDBOX_NET_UID,
         )
     if name == "e2b":
         if not settings.E2B_API_KEY:
@@ -58,6 +61,14 @@ def _build(name: str) -> SandboxBackend:
             domain=settings.E2B_DOMAIN or None,
         )
     raise BackendError(f"Unknown sandbox backend {name!r}.", code="UnknownBackend")
+
+
+def _studio_urls() -> tuple[str, ...]:
+    """What a local sandbox must reach on the studio's side under every network policy:
+    BACKEND_API_URL (ingest), and the model endpoint the studio hands to runs for as long
+    as runs call it directly rather than through the studio's model gateway."""
+    model = model_env().get("ANTHROPIC_BASE_URL") or "https://api.anthropic.com"
+    return (settings.BACKEND_API_URL, model)
 
 
 def _uid_range(text: str) -> tuple[int, int]:

@@ -55,7 +55,14 @@ import threading
 import time
 from pathlib import Path
 
-from sandboxes.backends import local_cgroups, local_disk, local_jail, local_launch, local_seccomp
+from sandboxes.backends import (
+    local_cgroups,
+    local_disk,
+    local_jail,
+    local_launch,
+    local_net,
+    local_seccomp,
+)
 from sandboxes.backends.base import (
     MAX_OUTPUT_BYTES,
     RUNTIME_PORT,
@@ -110,13 +117,19 @@ class LocalBackend(SandboxBackend):
         limits: local_cgroups.Limits | None = None,
         disk_bytes: int = 1 << 30,
         seccomp: bool = True,
+        studio_urls=None,
+        net_uid: int = local_net.DEFAULT_NET_UID,
     ):
         """`runtime_command` is argv with `{python}`, `{port}` and `{workspace}` filled in;
         by default `{python} -m agent_runtime serve --host 127.0.0.1 --port {port}
-        --workspace {workspace}` (the jail shares the host's network: loopback only).
+        --workspace {workspace}` ({port} is 8080 in a jail, which has a network of its own,
+        and a free loopback port without one).
         `rlimits` overrides the defaults in local_jail.RLIMITS by name; None lifts one.
         `uid_range` (first, last) are the host uids sandboxes run as, one each; `limits`
-        their cgroup limits; `disk_bytes` the size of each one's disk (0: no quota)."""
+        their cgroup limits; `disk_bytes` the size of each one's disk (0: no quota).
+        `studio_urls()` returns the studio's URLs at create (BACKEND_API_URL): the only
+        host loopback ports a jail reaches (local_net.py); `net_uid` (and net_uid + 1) the
+        host uids of its network helpers."""
         if isolation not in ISOLATIONS:
             raise ValueError(f"isolation must be one of {ISOLATIONS}, not {isolation!r}")
         first, last = uid_range
@@ -149,6 +162,8 @@ class LocalBackend(SandboxBackend):
         self.uid_range = (first, last)
         self.disk_bytes = disk_bytes if isolation == "bwrap" else 0
         self.seccomp = seccomp
+        self.studio_urls = studio_urls or tuple
+        self.net_uid = net_uid
         self._python_dirs: tuple[str, ...] | None = None
 
     # --- paths and state ---------------------------------------------------------------
@@ -295,9 +310,13 @@ class LocalBackend(SandboxBackend):
         }
 
     def network_prefix(self, state: dict) -> list[str]:
-        """Host commands that set up the sandbox's network, run as root right before
-        privileges drop (e.g. `pasta ... --`). None here: the jail shares the host's."""
-        return []
+        """`nsenter --net=<the sandbox's namespace> --`, run as root right before
+        privileges drop, so the runtime and every exec share the namespace that
+        local_net.start made. Fails closed: a jail never starts on the host's network."""
+        net = local_net.load(self._sandbox_dir(state["external_id"]) / "net.json")
+        if not net:
+            raise BackendError("The sandbox's network is gone.", code="SandboxNetworkUnavailable")
+        return local_net.enter_argv(net)
 
     def _spawn(
         self,
@@ -352,6 +371,7 @@ class LocalBackend(SandboxBackend):
                 fds.append(seccomp_fd)
             chain.binds = list(layout.remapped)
             chain.network = self.network_prefix(state)
+            base.update(local_net.jail_env(local_net.load(sandbox_dir / "net.json")))
             chain.uid = state["uid"]
             chain.jail = layout.argv(
                 chdir=chdir, info_fd=write_fd, setenv=base, seccomp_fd=seccomp_fd
@@ -494,9 +514,25 @@ class LocalBackend(SandboxBackend):
         isolated = self.isolation == "bwrap"
         _write_private(sandbox_dir / "env.json", json.dumps(spec.env))
         port = _free_port(self.host)
+        if isolated:
+            # The runtime serves 8080 in the jail's own namespace; pasta forwards `port` on
+            # the host's 127.0.0.1 to it. kill() stops the network whatever happens next.
+            local_net.start(
+                name=local_net.netns_name(self.data_dir, spec.sandbox_id),
+                policy=spec.network_policy,
+                allowlist=spec.network_allowlist,
+                studio_urls=tuple(self.studio_urls()),
+                runtime_port=port,
+                host=self.host,
+                net_uid=self.net_uid,
+                state_path=sandbox_dir / "net.json",
+                log_path=sandbox_dir / "net.log",
+            )
         workspace = WORKSPACE if isolated else state["workspace"]
         command = [
-            part.format(python=self.python, port=port, workspace=workspace)
+            part.format(
+                python=self.python, port=RUNTIME_PORT if isolated else port, workspace=workspace
+            )
             for part in self.runtime_command
         ]
         log_path = sandbox_dir / "runtime.log"
@@ -616,12 +652,18 @@ class LocalBackend(SandboxBackend):
         return self._workspace(external_id).list(path)
 
     def url_for(self, external_id: str, port: int) -> str:
-        """The runtime's port 8080 is remapped to the loopback port chosen at create; the
-        jail shares the host's network, so any other port is the same port on the host."""
+        """The runtime's port 8080 is forwarded from the loopback port chosen at create. A
+        jail has a network of its own: no other port of it is reachable from the host."""
         state = self._load(external_id)
         if port == RUNTIME_PORT:
-            port = state["port"]
-        return f"http://{self.host}:{port}"
+            return f"http://{self.host}:{state['port']}"
+        if state.get("isolation") == "none":
+            return f"http://{self.host}:{port}"
+        raise BackendError(
+            f"Port {port} of a local sandbox is not reachable from the studio; only the "
+            f"runtime's port {RUNTIME_PORT} is forwarded.",
+            code="PortNotForwarded",
+        )
 
     def set_timeout(self, external_id: str, seconds: int) -> None:
         """Record a deadline `seconds` from now (enforced lazily here and by the reaper)."""
@@ -695,6 +737,7 @@ class LocalBackend(SandboxBackend):
             )
         if state.get("cgroup"):
             self.cgroups.remove(external_id)
+        local_net.stop(sandbox_dir / "net.json")
         if state.get("disk"):
             local_disk.remove(
                 image=str(sandbox_dir / "disk.img"), mountpoint=str(sandbox_dir / "fs")

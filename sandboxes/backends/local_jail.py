@@ -139,7 +139,7 @@ class JailLayout:
             host_binary("bwrap"),
             "--unshare-all",
             "--unshare-user",  # explicit, so that --disable-userns is accepted
-            "--share-net",  # the runtime must reach the studio and model on host 127.0.0.1
+            "--share-net",  # the sandbox's own namespace, entered by the chain (local_net.py)
             "--disable-userns",
             "--new-session",
             "--hostname",

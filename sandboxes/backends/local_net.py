@@ -246,6 +246,7 @@ def start(
     allowlist=(),
     studio_urls=(),
     runtime_port: int,
+    host: str = "127.0.0.1",
     net_uid: int = DEFAULT_NET_UID,
     state_path: Path,
     log_path: Path,
@@ -296,7 +297,7 @@ def start(
             outbound.append(f"{PROXY_PORT}:{proxy_host_port}")
         _namespace(
             state,
-            inbound=f"127.0.0.1/{runtime_port}:{RUNTIME_PORT}",
+            inbound=f"{host}/{runtime_port}:{RUNTIME_PORT}",
             outbound=",".join(outbound) or "none",
             rules=rules("open" if policy == "open" else "none"),
             uid=net_uid,
@@ -420,25 +421,27 @@ def _namespace(part: dict, *, inbound: str, outbound: str, rules: str, uid: int,
     _run([*enter_argv(part), binary("nft"), "-f", "-"], stdin=rules)
     # ...and pasta binds its forwards last: wait until both ends listen.
     ns_ports = {int(spec.split(":")[0]) for spec in outbound.split(",") if spec != "none"}
-    host_port = int(inbound.rsplit("/", 1)[1].split(":")[0])
+    host, _, ports = inbound.rpartition("/")
+    host_port = int(ports.split(":")[0])
     holder = part["holder"][0]
     while not (
-        ns_ports <= _listening(f"/proc/{holder}/net/tcp")
-        and host_port in _listening("/proc/self/net/tcp")
+        ns_ports <= _listening(f"/proc/{holder}/net/tcp", "127.0.0.1")
+        and host_port in _listening("/proc/self/net/tcp", host)
     ):
         if time.monotonic() > deadline:
             raise BackendError("pasta did not open the sandbox's forwarded ports in time.")
         time.sleep(0.005)
 
 
-def _listening(path: str) -> set[int]:
-    """Ports listening on 127.0.0.1 or any address, from a /proc/<pid>/net/tcp table."""
+def _listening(path: str, address: str) -> set[int]:
+    """Ports listening on IPv4 `address`, from a /proc/<pid>/net/tcp table."""
+    wanted = socket.inet_aton(address)[::-1].hex().upper()  # the table is little-endian
     ports = set()
     with open(path) as f:
         for line in f.readlines()[1:]:
             local, _, st = line.split()[1:4]
             address, port = local.split(":")
-            if st == "0A" and address in ("0100007F", "00000000"):
+            if st == "0A" and address == wanted:
                 ports.add(int(port, 16))
     return ports
 
