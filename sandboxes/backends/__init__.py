@@ -59,6 +59,7 @@ def _build(name: str) -> SandboxBackend:
             template_id=settings.E2B_TEMPLATE_ID,
             install_id=settings.STUDIO_INSTALL_ID,
             domain=settings.E2B_DOMAIN or None,
+            studio_urls=_studio_urls,
         )
     raise BackendError(f"Unknown sandbox backend {name!r}.", code="UnknownBackend")
 
