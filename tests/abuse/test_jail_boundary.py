@@ -32,7 +32,8 @@ pytestmark = [
 
 CANARY = "canary-value-7f3e1a"
 FAKE_TOOL = (
-    '#!/bin/sh\nid -u >> /workspace/ran-as-$(basename $0)\nexec /usr/bin/$(basename $0) "$@"\n'
+    '#!/bin/sh\nid -u >> "$(dirname $0)/../ran-as-$(basename $0)"\n'
+    'exec /usr/bin/$(basename $0) "$@"\n'
 )
 
 
@@ -78,6 +79,13 @@ def _host_files(sandbox: Sandbox, name: str) -> list[str]:
     return glob.glob(f"{root}/**/workspace/{name}", recursive=True)
 
 
+def _host_workspaces(sandbox: Sandbox) -> list[str]:
+    from django.conf import settings
+
+    root = Path(settings.SANDBOX_DATA_DIR) / "sandboxes" / sandbox.external_id
+    return glob.glob(f"{root}/**/workspace", recursive=True)
+
+
 def _uids_of_processes_with(text: str) -> list[tuple[int, int]]:
     """(pid, real uid) of every live process whose environment contains `text`."""
     found = []
@@ -111,34 +119,37 @@ def _pids_of(cmdline: str) -> list[int]:
 
 
 def test_it_keeps_the_agents_env_out_of_host_processes(jail, api):
-    agent_id, sandbox = _deploy(
-        api,
-        env={
-            "PATH": "/workspace/bin:/usr/bin:/bin",
-            "BASH_ENV": "/workspace/bashenv.sh",
-            "LD_PRELOAD": "/workspace/nothing.so",
-            "CANARY": CANARY,
-        },
-    )
+    # Agent A plants fake host tools in its workspace; agent B names them in its env. The
+    # attacker is assumed to know A's host path (the old jail showed it as pid 1's argv).
+    agent_a, sandbox_a = _deploy(api)
+    [host_ws] = _host_workspaces(sandbox_a)
     setup = "mkdir -p bin && for t in bwrap prlimit setpriv unshare sh mount env; do " + (
         f"printf '%s' '{FAKE_TOOL}' > bin/$t; chmod +x bin/$t; done; "
     )
-    setup += "printf 'id -u >> /workspace/ran-as-bashenv\\n' > bashenv.sh"
-    assert _sh(api, agent_id, setup)["exit_code"] == 0
+    setup += f"echo 'id -u >> {host_ws}/ran-as-bashenv' > bashenv.sh"
+    assert _sh(api, agent_a, setup)["exit_code"] == 0
+    agent_b, _ = _deploy(
+        api,
+        env={
+            "PATH": f"{host_ws}/bin:/usr/bin:/bin",
+            "BASH_ENV": f"{host_ws}/bashenv.sh",
+            "LD_PRELOAD": f"{host_ws}/nothing.so",
+            "CANARY": CANARY,
+        },
+    )
     # Every exec starts host processes; a long one lets us look at them while they run.
-    runner = threading.Thread(target=_sh, args=(api, agent_id, "sleep 3; true"))
+    runner = threading.Thread(target=_sh, args=(api, agent_b, "sleep 3; true"))
     runner.start()
     time.sleep(1.5)
     holders = _uids_of_processes_with(CANARY)
     runner.join()
-    _sh(api, agent_id, "true")
-    # The variables reached the jail (the user asked for them there) ...
-    assert _sh(api, agent_id, "echo $CANARY")["stdout"].strip() == CANARY
+    # The variables reached B's jail (the user asked for them there) ...
+    assert _sh(api, agent_b, "echo $CANARY")["stdout"].strip() == CANARY
     # ... but no host process running as root ever had them, and no fake tool ran as root.
     assert holders, "the jail's own processes carry the agent's env"
     assert [pid for pid, uid in holders if uid == 0] == []
-    for path in _host_files(sandbox, "ran-as-*"):
-        assert "0" not in Path(path).read_text().split(), f"{path} ran as host root"
+    ran = {Path(p).name: Path(p).read_text().split() for p in glob.glob(f"{host_ws}/ran-as-*")}
+    assert {name: uids for name, uids in ran.items() if "0" in uids} == {}
 
 
 def test_the_sandbox_user_is_not_host_root(jail, api):
