@@ -5,8 +5,9 @@ Every jail runs in a network namespace of its own, so the host's loopback servic
 reach is decided here, per sandbox, from the agent's `network_policy`:
 
 - `open`: the public internet, through pasta (Debian `passt`), minus the blocked ranges;
-- `allowlist`: only the listed domains, through the egress proxy in local_proxy.py (the one
-  process nftables lets out); direct connections are refused;
+- `allowlist`: only the listed domains, through the egress proxy in local_proxy.py, which
+  lives in a namespace of its own under the `open` rules; the jail's namespace has the rules
+  of `none` plus one more forwarded port, to the proxy;
 - `none`: nothing.
 
 Under every policy the jail reaches the studio through one channel: the port of each loopback
@@ -30,9 +31,14 @@ How it is put together (measured on the studio's machines, passt 2023-03, nftabl
   the blocked ranges below explicitly, not by `ipaddress.is_private`: on these machines the
   package registries resolve into a documentation range that Python calls private, while the
   DNS resolver sits in 10/8. So DNS is an explicit exception: the host's resolvers, port 53
-  only, under `open` (and for the proxy alone under `allowlist`; `none` gets no DNS).
-- The proxy runs as `net_uid + 1` (not `net_uid`, which owns every sandbox's namespace) with
-  the system Python; its allowlist comes on stdin, never argv or environment.
+  only, under `open` (the proxy's namespace is `open`; the jail under `allowlist` or
+  `none` gets no DNS).
+- Why the proxy has a namespace of its own rather than an nftables `meta skuid` exception
+  in the jail's: the kernel reports a socket's uid as seen from the network namespace's
+  owning user namespace (pasta's), where only `net_uid` is mapped; the proxy's uid and the
+  jail's both read as the overflow uid there. The proxy runs as `net_uid + 1` (not
+  `net_uid`, which owns every sandbox's namespace) with the system Python; its allowlist
+  comes on stdin, never argv or environment.
 """
 
 from __future__ import annotations
