@@ -2,13 +2,17 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from gateway.urls import proxy_urlpatterns
 from studio.health import healthz
+from studio.model_env import GATEWAY_PATH
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    path(GATEWAY_PATH.strip("/") + "/", include(proxy_urlpatterns)),
+    path("api/", include("gateway.urls")),
     path("api/", include("agents.urls")),
     path("api/", include("logs.urls")),
     path("api/", include("sandboxes.urls")),
