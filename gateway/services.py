@@ -10,12 +10,12 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.db import transaction
-from django.db.models import Count, Sum
 
 from agents.models import Session
 from gateway.budgets import budget_reached
 from gateway.models import ModelCall, UsageLimit
 from gateway.pricing import Usage, cost_usd
+from gateway.selectors import session_metered
 from logs.events import publish_session
 from sandboxes.models import FINAL_SANDBOX_STATUSES
 from studio import tokens
@@ -115,31 +115,6 @@ def _any_tokens(usage: Usage) -> bool:
     return any(
         (usage.input_tokens, usage.output_tokens, usage.cache_write_tokens, usage.cache_read_tokens)
     )
-
-
-def session_metered(*, session_id) -> tuple[Decimal, dict]:
-    """A session's model cost and usage as its calls add up (the Messages API's names for
-    the counts). Summed from the calls each time, so the session's figures are always the
-    metered ones, whatever was in the row before."""
-    sums = ModelCall.objects.filter(session_id=session_id).aggregate(
-        cost=Sum("cost_usd"),
-        calls=Count("id"),
-        input_tokens=Sum("input_tokens"),
-        output_tokens=Sum("output_tokens"),
-        cache_creation_input_tokens=Sum("cache_write_tokens"),
-        cache_read_input_tokens=Sum("cache_read_tokens"),
-    )
-    usage = {key: int(sums[key] or 0) for key in USAGE_KEYS}
-    usage["model_calls"] = sums["calls"]
-    return Decimal(sums["cost"] or 0), usage
-
-
-USAGE_KEYS = (
-    "input_tokens",
-    "output_tokens",
-    "cache_creation_input_tokens",
-    "cache_read_input_tokens",
-)
 
 
 def usage_limit_set(*, user, usd_per_day: Decimal | None, usd_per_month: Decimal | None):
