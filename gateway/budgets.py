@@ -21,6 +21,7 @@ from gateway.models import ModelCall, UsageLimit
 from studio.errors import QuotaExceeded
 
 FOUR = Decimal("0.0001")
+MICRO = Decimal("0.000001")
 
 
 @dataclass(frozen=True)
@@ -61,63 +62,123 @@ def period_starts(now: datetime | None = None) -> tuple[datetime, datetime]:
 
 def _spent(**filters) -> Decimal:
     total = ModelCall.objects.filter(**filters).aggregate(usd=Sum("cost_usd"))["usd"]
-    return Decimal(total or 0)
+    return usd_sum(total)
 
 
-def agent_limits(*, agent, session=None, now=None, only_set: bool = False) -> list[Limit]:
-    """The agent's limits with what is spent against each: per run (for `session`, when
-    given), today, this month. With `only_set`, limits that are not set are left out (and
-    nothing is summed for them)."""
+def usd_sum(total) -> Decimal:
+    """A database SUM of micro-dollar amounts as an exact Decimal (SQLite sums them as
+    floats: 0.1 + 0.2 must not come back as 0.30000000000000004, or below a limit)."""
+    return Decimal(str(total or 0)).quantize(MICRO)
+
+
+# Each limit's key and the words a refusal uses for it.
+LABELS = {
+    "agent.usd_per_run": "the agent's per-run budget",
+    "agent.usd_per_day": "the agent's daily budget",
+    "agent.usd_per_month": "the agent's monthly budget",
+    "user.usd_per_day": "your daily limit",
+    "user.usd_per_month": "your monthly limit",
+}
+
+
+def _limit(key: str, limit, *, session_id, agent_id, user_id, day, month) -> Limit:
+    """`limit` (None: none) and what is spent against it in its period."""
+    scope, period = key.split(".")
+    if period == "usd_per_run":
+        spent = _spent(session_id=session_id) if session_id else Decimal(0)
+    else:
+        since = day if period == "usd_per_day" else month
+        owner = {"agent_id": agent_id} if scope == "agent" else {"user_id": user_id}
+        spent = _spent(**owner, created_at__gte=since)
+    return Limit(key, LABELS[key], limit, spent)
+
+
+def agent_limits(*, agent, session=None, now=None) -> list[Limit]:
+    """The agent's limits with what is spent against each: per run (`session`, its run:
+    nothing spent without one), today, this month."""
     day, month = period_starts(now)
-    wanted = [
-        ("agent.usd_per_run", "the agent's per-run budget", agent.budget_usd_per_run, None),
-        ("agent.usd_per_day", "the agent's daily budget", agent.budget_usd_per_day, day),
-        ("agent.usd_per_month", "the agent's monthly budget", agent.budget_usd_per_month, month),
+    scope = {"session_id": session.pk if session else None, "agent_id": agent.pk, "user_id": None}
+    return [
+        _limit("agent.usd_per_run", agent.budget_usd_per_run, **scope, day=day, month=month),
+        _limit("agent.usd_per_day", agent.budget_usd_per_day, **scope, day=day, month=month),
+        _limit("agent.usd_per_month", agent.budget_usd_per_month, **scope, day=day, month=month),
     ]
-    limits = []
-    for key, label, limit, since in wanted:
-        if only_set and limit is None:
-            continue
-        if since is None:
-            if session is None:
-                continue
-            spent = _spent(session_id=session.pk)
-        else:
-            spent = _spent(agent_id=agent.pk, created_at__gte=since)
-        limits.append(Limit(key, label, limit, spent))
-    return limits
 
 
 def user_limit_row(user_id) -> UsageLimit | None:
     return UsageLimit.objects.filter(user_id=user_id).first()
 
 
-def user_limits(*, user_id, now=None, only_set: bool = False, row=None) -> list[Limit]:
+def user_limits(*, user_id, now=None, row=None) -> list[Limit]:
     """The user's own limits (across all their agents) with what is spent today and this
     month."""
     row = row if row is not None else user_limit_row(user_id)
     day, month = period_starts(now)
-    wanted = [
-        ("user.usd_per_day", "your daily limit", row.usd_per_day if row else None, day),
-        ("user.usd_per_month", "your monthly limit", row.usd_per_month if row else None, month),
-    ]
+    scope = {"session_id": None, "agent_id": None, "user_id": user_id, "day": day, "month": month}
     return [
-        Limit(key, label, limit, _spent(user_id=user_id, created_at__gte=since))
-        for key, label, limit, since in wanted
-        if not (only_set and limit is None)
+        _limit("user.usd_per_day", row.usd_per_day if row else None, **scope),
+        _limit("user.usd_per_month", row.usd_per_month if row else None, **scope),
     ]
+
+
+@dataclass(frozen=True)
+class Budgets:
+    """The limits that apply to a run of one agent (None: no limit)."""
+
+    agent_id: object
+    user_id: int
+    per_run: Decimal | None = None
+    per_day: Decimal | None = None
+    per_month: Decimal | None = None
+    user_per_day: Decimal | None = None
+    user_per_month: Decimal | None = None
+
+    @classmethod
+    def of(cls, agent) -> Budgets:
+        row = user_limit_row(agent.owner_id)
+        return cls(
+            agent_id=agent.pk,
+            user_id=agent.owner_id,
+            per_run=agent.budget_usd_per_run,
+            per_day=agent.budget_usd_per_day,
+            per_month=agent.budget_usd_per_month,
+            user_per_day=row.usd_per_day if row else None,
+            user_per_month=row.usd_per_month if row else None,
+        )
+
+
+def first_reached(budgets: Budgets, *, session_id=None, now=None) -> Limit | None:
+    """The first of `budgets` that is reached (`session_id`: the run, for its per-run
+    budget), or None. Sums only for the limits that are set."""
+    day, month = period_starts(now)
+    scope = {
+        "session_id": session_id,
+        "agent_id": budgets.agent_id,
+        "user_id": budgets.user_id,
+        "day": day,
+        "month": month,
+    }
+    checks = [
+        ("agent.usd_per_run", budgets.per_run),
+        ("agent.usd_per_day", budgets.per_day),
+        ("agent.usd_per_month", budgets.per_month),
+        ("user.usd_per_day", budgets.user_per_day),
+        ("user.usd_per_month", budgets.user_per_month),
+    ]
+    for key, limit in checks:
+        if limit is None:
+            continue
+        found = _limit(key, limit, **scope)
+        if found.reached:
+            return found
+    return None
 
 
 def budget_reached(*, agent, session=None, now=None) -> Limit | None:
-    """The first limit that is reached for a run of `agent` (`session`: the run, for its
-    per-run budget), or None. Sums only for the limits that are set."""
-    for limit in agent_limits(agent=agent, session=session, now=now, only_set=True):
-        if limit.reached:
-            return limit
-    for limit in user_limits(user_id=agent.owner_id, now=now, only_set=True):
-        if limit.reached:
-            return limit
-    return None
+    """The first limit that is reached for a run of `agent` (`session`: the run), or None."""
+    return first_reached(
+        Budgets.of(agent), session_id=session.pk if session is not None else None, now=now
+    )
 
 
 def budget_enforce(*, agent) -> None:

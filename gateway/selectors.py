@@ -7,7 +7,7 @@ from decimal import Decimal
 from django.db.models import Count, OuterRef, Q, Subquery, Sum
 
 from agents.models import Agent, Session
-from gateway.budgets import Limit, period_starts, user_limits
+from gateway.budgets import Limit, period_starts, usd_sum, user_limits
 from gateway.models import ModelCall
 
 MICRO = Decimal("0.000001")
@@ -78,7 +78,7 @@ def user_budget(*, user_id, now=None) -> dict:
 
 
 def _d(value) -> Decimal:
-    return Decimal(value or 0)
+    return usd_sum(value)
 
 
 def session_metered(*, session_id) -> tuple[Decimal, dict]:
@@ -95,7 +95,7 @@ def session_metered(*, session_id) -> tuple[Decimal, dict]:
     )
     usage = {key: int(sums[key] or 0) for key in USAGE_KEYS}
     usage["model_calls"] = sums["calls"]
-    return Decimal(sums["cost"] or 0), usage
+    return usd_sum(sums["cost"]), usage
 
 
 USAGE_KEYS = (

@@ -11,8 +11,8 @@ from decimal import Decimal
 
 from django.db import transaction
 
-from agents.models import Session
-from gateway.budgets import budget_reached
+from agents.models import FINAL_SESSION_STATUSES, Session
+from gateway.budgets import Budgets, first_reached
 from gateway.models import ModelCall, UsageLimit
 from gateway.pricing import Usage, cost_usd
 from gateway.selectors import session_metered
@@ -51,15 +51,32 @@ def gateway_grant(*, credential: str) -> Grant:
     session_id = tokens.model_token_session(credential)
     if session_id is None:
         raise Refused(401, "authentication_error", "This is not a valid model gateway credential.")
-    session = Session.objects.select_related("agent", "sandbox").filter(pk=session_id).first()
-    if session is None or session.is_final:
+    # One query, values only: this runs before every model call.
+    rows = Session.objects.filter(pk=session_id).values_list(*GRANT_FIELDS)[:1]
+    if not rows:
         raise Refused(401, "authentication_error", "This credential's run has ended.")
-    if session.sandbox is None or session.sandbox.status in FINAL_SANDBOX_STATUSES:
+    status, sandbox_status, agent_id, user_id, *limits = rows[0]
+    if status in FINAL_SESSION_STATUSES:
+        raise Refused(401, "authentication_error", "This credential's run has ended.")
+    if sandbox_status is None or sandbox_status in FINAL_SANDBOX_STATUSES:
         raise Refused(401, "authentication_error", "This credential's sandbox is stopped.")
-    limit = budget_reached(agent=session.agent, session=session)
-    if limit is not None:
-        raise Refused(429, "rate_limit_error", limit.message)
-    return Grant(session_id=session.pk, agent_id=session.agent_id, user_id=session.agent.owner_id)
+    reached = first_reached(Budgets(agent_id, user_id, *limits), session_id=session_id)
+    if reached is not None:
+        raise Refused(429, "rate_limit_error", reached.message)
+    return Grant(session_id=session_id, agent_id=agent_id, user_id=user_id)
+
+
+GRANT_FIELDS = (
+    "status",
+    "sandbox__status",
+    "agent_id",
+    "agent__owner_id",
+    "agent__budget_usd_per_run",
+    "agent__budget_usd_per_day",
+    "agent__budget_usd_per_month",
+    "agent__owner__usage_limit__usd_per_day",
+    "agent__owner__usage_limit__usd_per_month",
+)
 
 
 def model_call_record(

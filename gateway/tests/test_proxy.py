@@ -3,12 +3,13 @@ through unchanged, meters it, and refuses what it must in the Messages API's own
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from decimal import Decimal
 
 import pytest
-from django.test import AsyncClient, Client
+from django.test import Client
 
 from agents.models import SessionStatus
 from conftest import MODEL_ENV
@@ -118,9 +119,62 @@ def test_an_upstream_error_is_relayed_and_costs_nothing(scripted_model, running)
     assert (call.status, call.cost_usd) == (529, 0)
 
 
+async def asgi_call(credential: str, payload: bytes, *, path: str = URL):
+    """POST through the studio's own ASGI application (what daphne serves); the messages it
+    sends back, each with the time it was sent (seconds since the call began)."""
+    from studio.asgi import application
+
+    started, sent = time.monotonic(), []
+    url_path, _, query = path.partition("?")
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": url_path,
+        "raw_path": url_path.encode(),
+        "query_string": query.encode(),
+        "headers": [
+            (b"x-api-key", credential.encode()),
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(payload)).encode()),
+        ],
+        "client": ("127.0.0.1", 5000),
+        "server": ("127.0.0.1", 8000),
+    }
+    messages = [{"type": "http.request", "body": payload, "more_body": False}]
+    finished = asyncio.Event()
+
+    async def receive():
+        if messages:
+            return messages.pop(0)
+        await finished.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message):
+        sent.append((time.monotonic() - started, message))
+        if message["type"] == "http.response.body" and not message.get("more_body"):
+            finished.set()
+
+    await application(scope, receive, send)
+    return sent
+
+
+async def _metered(session):
+    # Metered beside the end of the answer, not before it: it lands a moment later.
+    for _ in range(100):
+        call = await ModelCall.objects.filter(session=session).afirst()
+        if call is not None:
+            return call
+        await asyncio.sleep(0.02)
+    return None
+
+
 @pytest.mark.asyncio
 async def test_the_answer_streams_through_as_it_is_made(scripted_model, running):
-    """Under ASGI the first event reaches the client while the upstream is still pausing."""
+    """Under the studio's ASGI server the first event reaches the client while the upstream
+    is still pausing, and the headers, status and bytes are the upstream's."""
     from asgiref.sync import sync_to_async
 
     scripted_model.add_script(
@@ -136,22 +190,36 @@ async def test_the_answer_streams_through_as_it_is_made(scripted_model, running)
         }
     )
     session, credential = await sync_to_async(running)()
-    started = time.monotonic()
-    res = await AsyncClient().post(
-        URL,
-        data=json.dumps(body("[[slow]]")),
-        content_type="application/json",
-        headers={"x-api-key": credential},
-    )
-    assert res.status_code == 200
-    arrivals = []
-    async for chunk in res.streaming_content:
-        arrivals.append((time.monotonic() - started, chunk))
-    first_text = next(t for t, c in arrivals if b"first" in c)
-    second_text = next(t for t, c in arrivals if b"second" in c)
-    assert first_text < 1.0 < second_text, arrivals
-    call = await ModelCall.objects.aget(session=session)
-    assert call.output_tokens > 0
+    sent = await asgi_call(credential, json.dumps(body("[[slow]]")).encode())
+    start = sent[0][1]
+    assert start["status"] == 200
+    assert (b"content-type", b"text/event-stream") in start["headers"]
+    chunks = [(t, m["body"]) for t, m in sent[1:]]
+    first_text = next(t for t, c in chunks if b"first" in c)
+    second_text = next(t for t, c in chunks if b"second" in c)
+    assert first_text < 1.0 < second_text, chunks
+    assert b"".join(c for _, c in chunks).count(b"event: message_stop") == 1
+    call = await _metered(session)
+    assert call is not None and call.output_tokens > 0
+    headers = {k.lower(): v for k, v in scripted_model.requests[0]["headers"].items()}
+    assert headers["x-api-key"] == REAL_KEY
+
+
+@pytest.mark.asyncio
+async def test_the_asgi_path_refuses_as_the_view_does(scripted_model, running, settings):
+    from asgiref.sync import sync_to_async
+
+    settings.GATEWAY_MAX_REQUEST_BYTES = 2048
+    _, credential = await sync_to_async(running)()
+    sent = await asgi_call("studio-model-nope", b"{}")
+    assert sent[0][1]["status"] == 401
+    assert json.loads(sent[1][1]["body"])["error"]["type"] == "authentication_error"
+    sent = await asgi_call(credential, b"x" * 4096)
+    assert sent[0][1]["status"] == 413
+    assert json.loads(sent[1][1]["body"])["error"]["type"] == "request_too_large"
+    sent = await asgi_call(credential, b"{}", path="/api/internal/model/admin/")
+    assert sent[0][1]["status"] == 404
+    assert not scripted_model.requests
 
 
 @pytest.mark.parametrize(
