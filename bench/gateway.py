@@ -53,7 +53,9 @@ from sandboxes.models import Sandbox
 from studio import tokens
 user = User.objects.get(username="bench")
 agent = Agent.objects.create(owner=user, name="gateway-bench", model="claude-sonnet-4-5")
-box = Sandbox.objects.create(agent=agent, backend="local", status="ready")
+# No process stands behind this row: "paused" (live, so the gateway takes its calls) keeps
+# the embedded studio's check of busy sandboxes from failing it mid-bench.
+box = Sandbox.objects.create(agent=agent, backend="local", status="paused")
 session = Session.objects.create(agent=agent, sandbox=box, prompt="bench", status="running")
 print(session.pk, tokens.model_token(session.pk))
 """
