@@ -41,8 +41,32 @@ class GatewayRouter:
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "http" and scope["path"].startswith(PREFIX):
-            return await serve(scope, receive, send)
+            return await guarded(scope, receive, send)
         return await self.app(scope, receive, send)
+
+
+class _Gone(Exception):
+    """The client went away before its request was whole: nothing is forwarded."""
+
+
+async def guarded(scope, receive, send) -> None:
+    """`serve`, with a failure of the studio's own (its database, say) answered as a 500 in
+    the API's shape, not a traceback page."""
+    started = False
+
+    async def tracking_send(message):
+        nonlocal started
+        started = started or message["type"] == "http.response.start"
+        await send(message)
+
+    try:
+        await serve(scope, receive, tracking_send)
+    except _Gone:
+        return
+    except Exception:
+        log.exception("model gateway failed path=%s", scope["path"])
+        if not started:
+            await _error(send, 500, "api_error", "The studio's model gateway failed.")
 
 
 async def serve(scope, receive, send) -> None:
@@ -118,7 +142,7 @@ async def _body(receive, headers: dict[str, str]) -> bytes | None:
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            return b""
+            raise _Gone
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
@@ -129,7 +153,7 @@ async def _body(receive, headers: dict[str, str]) -> bytes | None:
 
 
 async def _error(send, status: int, kind: str, message: str) -> None:
-    body = json.dumps({"type": "error", "error": {"type": kind, "message": message}}).encode()
+    body = json.dumps(proxy.error_body(kind, message)).encode()
     await send(
         {
             "type": "http.response.start",

@@ -21,6 +21,15 @@ from studio.model_env import OAUTH_BETA, upstream_auth_headers
 log = logging.getLogger(__name__)
 
 UNREACHABLE = "The studio's model gateway could not reach the model provider."
+
+
+def error_body(kind: str, message: str) -> dict:
+    """An error as the Messages API shapes it. Sent with `x-should-retry: false`, which
+    makes the CLI show it at once instead of retrying (it retries a 429 otherwise, ten
+    times with backoff)."""
+    return {"type": "error", "error": {"type": kind, "message": message}}
+
+
 # Request headers never forwarded: the sandbox's credential, hop-by-hop headers (RFC 9110
 # 7.6.1), what httpx sets itself, and what only concerns the hop to the studio.
 DROP_REQUEST = frozenset(

@@ -26,11 +26,7 @@ from studio.model_env import upstream_url
 
 
 def anthropic_error(status: int, kind: str, message: str) -> JsonResponse:
-    """An error as the Messages API shapes it. `x-should-retry: false` makes the CLI show it
-    at once instead of retrying (it retries a 429 otherwise, ten times with backoff)."""
-    response = JsonResponse(
-        {"type": "error", "error": {"type": kind, "message": message}}, status=status
-    )
+    response = JsonResponse(proxy.error_body(kind, message), status=status)
     response["x-should-retry"] = "false"
     return response
 

@@ -326,3 +326,54 @@ def test_an_unreachable_upstream_is_a_502_in_the_apis_shape(running, monkeypatch
     assert res.json()["error"]["type"] == "api_error"
     assert REAL_KEY not in res.content.decode()
     assert ModelCall.objects.get(session=session).status == 502
+
+
+@pytest.mark.asyncio
+async def test_a_failure_of_the_studios_own_is_a_500_in_the_apis_shape(
+    scripted_model, running, monkeypatch
+):
+    from asgiref.sync import sync_to_async
+    from django.db import OperationalError
+
+    import gateway.asgi
+
+    def broken(**_):
+        raise OperationalError("database is locked")
+
+    _, credential = await sync_to_async(running)()
+    monkeypatch.setattr(gateway.asgi, "gateway_grant", broken)
+    sent = await asgi_call(credential, json.dumps(body()).encode())
+    assert sent[0][1]["status"] == 500
+    error = json.loads(sent[1][1]["body"])["error"]
+    assert error == {"type": "api_error", "message": "The studio's model gateway failed."}
+    assert not scripted_model.requests
+
+
+@pytest.mark.asyncio
+async def test_a_request_cut_off_before_its_body_ends_is_not_forwarded(scripted_model, running):
+    from asgiref.sync import sync_to_async
+
+    from studio.asgi import application
+
+    _, credential = await sync_to_async(running)()
+    messages = [
+        {"type": "http.request", "body": b'{"model": "claude', "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+    sent = []
+
+    async def receive():
+        return messages.pop(0)
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/api/internal/model/v1/messages",
+        "query_string": b"",
+        "headers": [(b"x-api-key", credential.encode())],
+    }
+    await application(scope, receive, send)
+    assert sent == [] and not scripted_model.requests
