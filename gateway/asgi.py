@@ -76,8 +76,9 @@ async def serve(scope, receive, send) -> None:
     for raw_name, raw_value in scope["headers"]:
         name, value = raw_name.decode("latin-1").lower(), raw_value.decode("latin-1")
         headers[name] = f"{headers[name]},{value}" if name in headers else value
-    if not path.startswith("v1/"):
-        return await _error(send, 404, "not_found_error", f"The model gateway has no /{path}.")
+    refusal = proxy.path_refusal(path)
+    if refusal:
+        return await _error(send, *refusal)
     try:
         grant = await sync_to_async(gateway_grant, thread_sensitive=False)(
             credential=proxy.credential(headers)

@@ -23,6 +23,25 @@ log = logging.getLogger(__name__)
 UNREACHABLE = "The studio's model gateway could not reach the model provider."
 
 
+# Forwarded: any /v1/ path, except the Message Batches API, whose spend arrives later than
+# its answer: the gateway could neither meter it nor hold it to a budget.
+UNMETERABLE = ("v1/messages/batches",)
+
+
+def path_refusal(path: str) -> tuple[int, str, str] | None:
+    """(status, error type, message) when the gateway does not forward `path`, else None."""
+    if not path.startswith("v1/"):
+        return 404, "not_found_error", f"The model gateway has no /{path}."
+    if any(path == p or path.startswith(p + "/") for p in UNMETERABLE):
+        return (
+            403,
+            "permission_error",
+            "Message batches are not available through the studio's model gateway: their "
+            "cost could not be metered.",
+        )
+    return None
+
+
 def error_body(kind: str, message: str) -> dict:
     """An error as the Messages API shapes it. Sent with `x-should-retry: false`, which
     makes the CLI show it at once instead of retrying (it retries a 429 otherwise, ten

@@ -35,8 +35,9 @@ def anthropic_error(status: int, kind: str, message: str) -> JsonResponse:
 def model_proxy(request, path: str):
     """Forward one `/v1/...` call upstream for a sandbox's run."""
     created_at, started = timezone.now(), time.monotonic()
-    if not path.startswith("v1/"):
-        return anthropic_error(404, "not_found_error", f"The model gateway has no /{path}.")
+    refusal = proxy.path_refusal(path)
+    if refusal:
+        return anthropic_error(*refusal)
     headers = {name.lower(): value for name, value in request.headers.items()}
     try:
         grant = gateway_grant(credential=proxy.credential(headers))

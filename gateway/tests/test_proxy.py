@@ -35,9 +35,9 @@ def body(prompt: str = "hello", **extra) -> dict:
     }
 
 
-def post(credential: str, payload: dict, **headers):
+def post(credential: str, payload: dict, *, path: str = URL, **headers):
     return Client().post(
-        URL,
+        path,
         data=json.dumps(payload),
         content_type="application/json",
         HTTP_X_API_KEY=credential,
@@ -313,6 +313,15 @@ def test_it_answers_only_under_v1(scripted_model, running):
     _, credential = running()
     res = Client().get("/api/internal/model/admin/", HTTP_X_API_KEY=credential)
     assert res.status_code == 404 and res.json()["error"]["type"] == "not_found_error"
+
+
+@pytest.mark.parametrize("path", ["v1/messages/batches", "v1/messages/batches/msgbatch_1/results"])
+def test_it_refuses_message_batches_whose_cost_it_could_not_meter(scripted_model, running, path):
+    _, credential = running()
+    res = post(credential, body(), path=f"/api/internal/model/{path}")
+    assert res.status_code == 403
+    assert res.json()["error"]["type"] == "permission_error"
+    assert not scripted_model.requests
 
 
 def test_an_unreachable_upstream_is_a_502_in_the_apis_shape(running, monkeypatch):
