@@ -328,7 +328,9 @@ def _touch_sandbox(session: Session) -> None:
 def studio_line_append(*, session: Session, kind: str, text: str) -> LogLine:
     """Append a line written by the studio itself (why a run failed, was cancelled), after
     the session's last line. Call it under the session's row lock, and only once nothing
-    more can arrive from the sandbox: a later sandbox line with the same seq is dropped."""
+    more can arrive from the sandbox: a later sandbox line with the same seq is dropped.
+    Redacted like any line: the reason may quote what the sandbox or its runtime said."""
+    text = session_redactor(session).text(text)
     line = LogLine.objects.create(
         session=session,
         seq=session.last_seq + 1,
