@@ -90,12 +90,6 @@ def ingest_authenticate(*, authorization: str, body: bytes) -> uuid.UUID:
     raise Forbidden("This token does not grant access to that session.")
 
 
-def ingest_authorize(*, session_id, token: str) -> None:
-    """Forbidden (403) unless ``token`` is this session's token."""
-    if not tokens.session_token_matches(session_id, token):
-        raise Forbidden("This token does not grant access to that session.")
-
-
 def _check_open(session: Session) -> None:
     """Conflict (409) once a session's token has ended: its sandbox is gone (stopped, failed,
     expired), or the session has been final for longer than INGEST_GRACE."""
