@@ -8,8 +8,10 @@ actually holds in its buffer and what a click on the link does.
 
 from __future__ import annotations
 
+import random
 import shutil
 import time
+from pathlib import Path
 
 import pytest
 import requests
@@ -208,3 +210,51 @@ def test_hostile_escapes_cannot_clear_overwrite_or_fake_the_terminal(studio, hos
         assert not any("\x1b" in p or "\x9b" in p for p in plain), plain
         assert not errors, errors
         context.close()
+
+
+ROOT = Path(__file__).resolve().parents[2]
+FUZZ_PIECES = [
+    "\x1b", "[", "]", "P", "_", "^", "X", "\\", "\x07", "\x9b", "\x9d", "\x90", "\x8d", "\r",
+    "\n", "\b", "\x00", "\x0e", "\x7f", "?", ";", ":", "1", "2", "4", "9", "m", "J", "K", "H",
+    "A", "F", "M", "h", "l", "r", "S", "T", "@", "P", "L", "c", "7", "8", "(", "0", "#", " ",
+    "x", "8;;https://evil.example/\x07", "\u202e",
+]  # fmt: skip
+
+
+def test_random_hostile_output_never_changes_what_is_already_on_screen():
+    """Thousands of random escape soups, through term_safe.js into the real xterm (the same
+    vendored build the page loads): the earlier rows stay as written, the terminal stays in
+    its normal screen and modes, no title is set."""
+    if not shutil.which(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} is not installed")
+    rng = random.Random(7)
+    soups = [
+        "".join(rng.choice(FUZZ_PIECES) for _ in range(rng.randint(1, 60))) for _ in range(3000)
+    ]
+    with chromium() as browser:
+        page = browser.new_page()
+        page.set_content('<div id="t" style="width:900px;height:600px"></div>')
+        page.add_script_tag(path=str(ROOT / "static/vendor/xterm/xterm.js"))
+        page.add_script_tag(path=str(ROOT / "static/js/term_safe.js"))
+        result = page.evaluate(
+            """(soups) => new Promise((done) => {
+              const term = new Terminal({ convertEol: true, scrollback: 100000, cols: 100 });
+              term.open(document.getElementById("t"));
+              const titles = [], real = [];
+              term.onTitleChange((t) => titles.push(t));
+              for (let i = 0; i < 20; i++) real.push("REAL-" + i + " output that must stay");
+              const before = JSON.stringify(term.modes);
+              term.write(real.map(StudioTermSafe.sanitize).join("\\n") + "\\n");
+              term.write(soups.map(StudioTermSafe.sanitize).join("\\n") + "\\n", () => {
+                const b = term.buffer.active, rows = [];
+                for (let y = 0; y < 20; y++) rows.push(b.getLine(y).translateToString(true));
+                done({ rows, real, titles, type: b.type, modesBefore: before,
+                       modesAfter: JSON.stringify(term.modes) });
+              });
+            })""",
+            soups,
+        )
+    assert result["rows"] == result["real"]
+    assert result["type"] == "normal"
+    assert result["modesAfter"] == result["modesBefore"]
+    assert result["titles"] == []
