@@ -71,7 +71,13 @@ def test_a_directory_swapped_for_a_symlink_mid_read_is_a_clear_error(tmp_path, t
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.skipif(not shutil.which("bwrap"), reason="needs bubblewrap")
-def test_the_files_api_answers_4xx_while_the_sandbox_swaps_a_directory(live_studio, api, settings):
+@pytest.mark.parametrize(
+    ("target", "refused"),
+    [("d.real", "PathChanged"), ("/etc", "ValidationError")],  # a link out: PathOutsideWorkspace
+)
+def test_the_files_api_answers_4xx_while_the_sandbox_swaps_a_directory(
+    live_studio, api, settings, target, refused
+):
     from sandboxes.backends import get_backend
     from sandboxes.models import Sandbox
     from sandboxes.tests.conftest import create_agent
@@ -86,7 +92,7 @@ def test_the_files_api_answers_4xx_while_the_sandbox_swaps_a_directory(live_stud
     assert api.post(files, {"files": [{"path": "d/f.txt", "content": "inside"}]}).status_code == 200
 
     external_id = Sandbox.objects.get(pk=deployment["id"]).external_id
-    swap = f"python3 -c '{SWAPPER}' /workspace d.real 4"
+    swap = f"python3 -c '{SWAPPER}' /workspace {target} 4"
     result = {}
     thread = threading.Thread(
         target=lambda: result.update(run=get_backend("local").exec(external_id, swap, timeout=20))
@@ -104,5 +110,7 @@ def test_the_files_api_answers_4xx_while_the_sandbox_swaps_a_directory(live_stud
         thread.join(timeout=30)
     assert result["run"].exit_code == 0, result["run"]
     assert set(statuses) <= {200, 400, 404}, (statuses, codes)
-    assert set(codes) <= {"NotFound", "PathChanged"}, (statuses, codes)
+    assert set(codes) <= {"NotFound", refused}, (statuses, codes)
     assert statuses[200] and statuses[404], statuses  # the race was on
+    if target == "/etc":
+        assert codes[refused], codes  # the link out was seen, and refused
