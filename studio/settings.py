@@ -252,7 +252,7 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "studio.api.exception_handler",
     # The API speaks JSON only (nested skills, env, files do not fit a form); so does the
     # schema, and the test client by default.
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["logs.jsonio.BoundedJSONParser"],  # nesting bounded: jsonio
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
     "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.UserRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {
@@ -292,6 +292,18 @@ SANDBOX_BACKEND = env_choice(
 SANDBOX_DATA_DIR = DATA_DIR / (f"test-runs/{os.getpid()}" if TESTING else "")
 SANDBOX_LOCAL_ISOLATION = env_choice("SANDBOX_LOCAL_ISOLATION", ("bwrap", "none"), "bwrap")
 SANDBOX_TIMEOUT_SECONDS = env_int("SANDBOX_TIMEOUT_SECONDS", 1800, minimum=60)
+# Local sandboxes: each runs as its own host uid from this range (first-last; uids nobody
+# else uses; user namespaces map the sandbox's uid 1000 onto it), with these limits in a
+# cgroup of its own and a disk of its own for /workspace and HOME (0 MB: no quota).
+SANDBOX_UID_RANGE = env_str("SANDBOX_UID_RANGE", "1300000-1365535")
+SANDBOX_PIDS_MAX = env_int("SANDBOX_PIDS_MAX", 512, minimum=16)
+SANDBOX_MEMORY_MB = env_int("SANDBOX_MEMORY_MB", 2048, minimum=64)
+# Against 100 for everything else: under load the studio's own processes come first.
+SANDBOX_CPU_WEIGHT = env_int("SANDBOX_CPU_WEIGHT", 20, minimum=1)
+SANDBOX_DISK_MB = env_int("SANDBOX_DISK_MB", 2048, minimum=0)
+# The host uid of local sandboxes' network helpers (pasta and the namespace it holds); the
+# egress proxy of `allowlist` agents runs as the next uid. Both outside SANDBOX_UID_RANGE.
+SANDBOX_NET_UID = env_int("SANDBOX_NET_UID", 64900, minimum=1000)
 # How long a deploy waits for the sandbox's runtime to answer /health. A runtime starts in
 # well under a second on an idle machine, but twenty deploys at once on two cores take longer.
 SANDBOX_READY_TIMEOUT_SECONDS = env_int("SANDBOX_READY_TIMEOUT_SECONDS", 120, minimum=1)
@@ -301,6 +313,9 @@ SANDBOX_COST_PER_SECOND = env_float(
 )
 SANDBOX_MAX_LIVE_PER_USER = env_int("SANDBOX_MAX_LIVE_PER_USER", 5, minimum=1)
 SESSION_TIMEOUT_SECONDS = env_int("SESSION_TIMEOUT_SECONDS", 1800, minimum=10)
+# How a sandbox reaches the studio. Unset in embedded mode, `runstudio` points it at the
+# address it serves on (so `make run PORT=8100` works); production must set it for E2B.
+BACKEND_API_URL_SET = bool(env_str("BACKEND_API_URL"))
 BACKEND_API_URL = env_str("BACKEND_API_URL", "http://127.0.0.1:8000")
 
 # Model credentials handed to sandboxes at execute (never stored, redacted from logs).

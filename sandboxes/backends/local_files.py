@@ -81,8 +81,10 @@ def _guarded(method):
 class Workspace:
     """The host directory bound at /workspace in one sandbox."""
 
-    def __init__(self, host_root: str):
+    def __init__(self, host_root: str, *, owner: tuple[int, int] | None = None):
+        """`owner` (uid, gid): who the files and directories this creates belong to."""
         self.host_root = host_root
+        self.owner = owner
 
     def _confine(self, path: str) -> str:
         try:
@@ -119,6 +121,8 @@ class Workspace:
                     # FileExistsError: raced with the sandbox, so look again.
                     with contextlib.suppress(FileExistsError):
                         os.mkdir(name, 0o755, dir_fd=stack[-1])
+                        if self.owner:
+                            os.chown(name, *self.owner, dir_fd=stack[-1], follow_symlinks=False)
                     pending.insert(0, name)
                     continue
                 if stat.S_ISLNK(st.st_mode):
@@ -208,12 +212,13 @@ class Workspace:
     def write(self, path: str, content: bytes) -> None:
         """Create or replace a regular file, making parent directories as needed.
 
-        Files are created by the studio's uid, which is the uid that the sandbox user maps to
-        (bubblewrap maps uid 1000 inside to the caller's uid), so no chown is needed: inside
-        the jail they belong to uid 1000.
+        Files and directories it creates are given to `owner` (the sandbox's host uid, which
+        is uid 1000 inside), so the sandbox user owns what the studio wrote for it.
         """
         fd, _ = self._open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, create_dirs=True)
         try:
+            if self.owner:
+                os.fchown(fd, *self.owner)
             view = memoryview(content)
             while view:
                 view = view[os.write(fd, view) :]
