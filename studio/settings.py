@@ -333,7 +333,9 @@ LOGGING = {
         "celery": {"level": "WARNING"},
         # The in-memory broker has no host; kombu warns about that on every connection.
         "kombu.connection": {"level": "ERROR"},
-        "axes.apps": {"level": "WARNING"},  # its start banner, in every manage command
+        # Its start banner in every manage command, and three lines per successful sign-in;
+        # failures and lockouts are warnings.
+        "axes": {"level": "WARNING"},
     },
 }
 
