@@ -273,7 +273,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    "ENUM_NAME_OVERRIDES": {"SandboxBackendEnum": "agents.models.SANDBOX_BACKENDS"},
+    "ENUM_NAME_OVERRIDES": {
+        "SandboxBackendEnum": "agents.models.SANDBOX_BACKENDS",
+        # Sessions and run reports both have a `status` of these choices.
+        "SessionStatusEnum": "agents.models.SessionStatus",
+    },
 }
 
 # Request size: bodies above this are refused before parsing (413).
