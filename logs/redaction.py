@@ -286,18 +286,15 @@ def model_credentials() -> list[str]:
 
 def sandbox_credentials(*, session_id=None, sandbox_id=None) -> list[str]:
     """Every credential the studio hands a sandbox: the runtime token of the sandbox and,
-    for one of its sessions, that session's ingest token. The one list: a credential the
-    studio starts handing out is added here, and every redactor masks it."""
+    for one of its sessions, that session's ingest token and model gateway credential. The
+    one list: a credential the studio starts handing out is added here, and every redactor
+    masks it."""
     values = []
     if sandbox_id is not None:
         values.append(tokens.runtime_token(sandbox_id))
     if session_id is not None:
         values.append(tokens.session_token(session_id))
-        # GATEWAY HOOK: the model gateway's per-session credential, once studio/tokens.py
-        # mints one (the gateway branch adds tokens.gateway_token(session_id)).
-        gateway_token = getattr(tokens, "gateway_token", None)
-        if gateway_token is not None:
-            values.append(gateway_token(session_id))
+        values.append(tokens.model_token(session_id))
     return values
 
 

@@ -7,8 +7,10 @@ Channels and Celery, and SECRET_KEY / INTERNAL_API_KEY must be given.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
+import zoneinfo
 from datetime import timedelta
 from pathlib import Path
 
@@ -77,6 +79,7 @@ INSTALLED_APPS = [
     "agents",
     "sandboxes",
     "logs",
+    "gateway",
 ]
 
 MIDDLEWARE = [
@@ -140,7 +143,14 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 LANGUAGE_CODE = "en-us"
-TIME_ZONE = "UTC"
+# Budgets' days and months are calendar periods in this zone (docs/budgets.md).
+TIME_ZONE = env_str("TIME_ZONE", "UTC")
+try:
+    zoneinfo.ZoneInfo(TIME_ZONE)
+except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+    raise ConfigError(
+        f"TIME_ZONE={TIME_ZONE!r} is not a time zone name (e.g. Europe/Paris)."
+    ) from None
 USE_I18N = False
 USE_TZ = True
 
@@ -322,8 +332,19 @@ SESSION_TIMEOUT_SECONDS = env_int("SESSION_TIMEOUT_SECONDS", 1800, minimum=10)
 BACKEND_API_URL_SET = bool(env_str("BACKEND_API_URL"))
 BACKEND_API_URL = env_str("BACKEND_API_URL", "http://127.0.0.1:8000")
 
-# Model credentials handed to sandboxes at execute (never stored, redacted from logs).
+# The operator's model settings (docs/gateway.md). They stay in the studio: the model gateway
+# sends the credential upstream (ANTHROPIC_BASE_URL, else Anthropic's API); sandboxes get the
+# gateway's URL and a per-session credential. Read from the environment when used.
 MODEL_ENV_NAMES = ("ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN", "ANTHROPIC_BASE_URL")
+# Price overrides, USD per million tokens (docs/pricing.md): a JSON object such as
+# {"claude-sonnet-4-5": {"input": 3, "output": 15, "cache_write": 3.75, "cache_read": 0.3}}.
+try:
+    MODEL_PRICES = json.loads(env_str("MODEL_PRICES", "{}"))
+except ValueError:
+    MODEL_PRICES = None
+if not isinstance(MODEL_PRICES, dict):
+    raise ConfigError("MODEL_PRICES must be a JSON object of model family -> prices.")
+GATEWAY_MAX_REQUEST_BYTES = env_int("GATEWAY_MAX_REQUEST_BYTES", 32 * 1024 * 1024, minimum=1024)
 
 LOGGING = {
     "version": 1,

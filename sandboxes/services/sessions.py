@@ -12,6 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from agents.models import FINAL_SESSION_STATUSES, Agent, Session, SessionStatus
+from gateway.budgets import budget_enforce
 from logs.events import publish_session
 from logs.redaction import redactor_for_session
 from sandboxes.models import Sandbox, SandboxStatus
@@ -21,7 +22,7 @@ from sandboxes.services.activity import sandbox_touch
 from sandboxes.services.deploy import STALLED_SECONDS, queue_task, sandbox_deploy
 from studio import tokens
 from studio.errors import Conflict, NotFound
-from studio.model_env import missing_model_credentials, model_env
+from studio.model_env import missing_model_credentials, sandbox_model_env
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +43,7 @@ def session_execute(*, agent: Agent, prompt: str, env: dict[str, str], resume=No
     problem = missing_model_credentials()
     if problem:
         raise Conflict(problem, code="ModelNotConfigured")
+    budget_enforce(agent=agent)  # 429 naming the limit reached and the amount spent
     resumed_from = _resumable(agent, resume) if resume else None
     with transaction.atomic():
         sandbox = sandbox_deploy(agent=agent)
@@ -120,7 +122,8 @@ def session_start(*, session_id) -> Session | None:
             **{k: str(v) for k, v in (agent.env or {}).items()},
             **{s.name: s.reveal() for s in agent.secrets.all()},
             **session.reveal_env(),
-            **model_env(),
+            # The model gateway's URL and this session's credential; never the real key.
+            **sandbox_model_env(session_id=session.pk),
         },
         "ingest": {
             "url": settings.BACKEND_API_URL.rstrip("/") + INGEST_PATH,
