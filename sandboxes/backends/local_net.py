@@ -357,17 +357,6 @@ def stop(state_path: Path) -> None:
         Path(state_path).unlink()
 
 
-def alive(state_path: Path) -> bool:
-    """Whether the sandbox's namespace exists and pasta still serves it."""
-    state = load(state_path)
-    pasta = state and state.get("pasta")
-    return (
-        bool(pasta)
-        and proc_start_time(pasta[0]) == pasta[1]
-        and Path(f"/run/netns/{state['netns']}").exists()
-    )
-
-
 def load(state_path: Path) -> dict | None:
     try:
         return json.loads(Path(state_path).read_text())
