@@ -168,10 +168,18 @@ class LocalBackend(SandboxBackend):
 
     def _load(self, external_id: str) -> dict:
         """The state of a live sandbox; SandboxGone if it is dead, overdue or unknown."""
-        try:
-            state = json.loads((self._sandbox_dir(external_id) / "state.json").read_text())
-        except (FileNotFoundError, ValueError):
-            raise SandboxGone() from None
+        path = self._sandbox_dir(external_id) / "state.json"
+        for attempt in range(2):
+            try:
+                state = json.loads(path.read_text())
+            except (FileNotFoundError, ValueError):
+                raise SandboxGone() from None
+            if state.get("pid") is not None:
+                break
+            if attempt:
+                raise SandboxGone("The sandbox never started.")
+            with self._lock():
+                pass  # being created (create holds the lock until it has a pid): wait
         if not self._alive(state):
             local_jail.reap_children([state["pid"]])
             raise SandboxGone("The sandbox's processes have exited.")
@@ -640,13 +648,40 @@ class LocalBackend(SandboxBackend):
         Readable until kill, also after its processes died."""
         try:
             sandbox_dir = self._sandbox_dir(external_id)
-            state = json.loads((sandbox_dir / "state.json").read_text())
-        except (SandboxGone, FileNotFoundError, ValueError):
+        except SandboxGone:
             return []
+        try:
+            state = json.loads((sandbox_dir / "state.json").read_text())
+        except (FileNotFoundError, ValueError):
+            # Killed already: what it hit was written down on the way out.
+            try:
+                return json.loads((self._tombstone(external_id)).read_text())["limits"]
+            except (FileNotFoundError, ValueError, KeyError):
+                return []
+        return self._limits_now(external_id, state)
+
+    def _limits_now(self, external_id: str, state: dict) -> list[str]:
         hit = self.cgroups.limits_hit(external_id) if state.get("cgroup") else []
-        if state.get("disk") and local_disk.full(str(sandbox_dir / "fs")):
+        fs = self._sandbox_dir(external_id) / "fs"
+        if state.get("disk") and local_disk.full(str(fs)):
             hit.append("disk")
         return hit
+
+    def _tombstone(self, external_id: str) -> Path:
+        return self.data_dir / "killed" / f"{external_id}.json"
+
+    def _bury(self, external_id: str, state: dict) -> None:
+        """Keep the limits a killed sandbox hit for a day (the studio may ask after kill,
+        e.g. reconciliation finds a dead sandbox, kills it, then records why it died)."""
+        hits = self._limits_now(external_id, state) if state else []
+        graves = self.data_dir / "killed"
+        graves.mkdir(exist_ok=True)
+        for old in graves.glob("*.json"):
+            with contextlib.suppress(OSError):
+                if old.stat().st_mtime < time.time() - 86400:
+                    old.unlink()
+        if hits:
+            _write_private(self._tombstone(external_id), json.dumps({"limits": hits}))
 
     def kill(self, external_id: str) -> None:
         """Kill every process of the sandbox (verified gone) and delete its directory."""
@@ -693,6 +728,7 @@ class LocalBackend(SandboxBackend):
             raise BackendError(
                 f"Could not kill every process of local sandbox {external_id}: {survivors}"
             )
+        self._bury(external_id, state)
         if state.get("cgroup"):
             self.cgroups.remove(external_id)
         if state.get("disk"):
@@ -704,13 +740,16 @@ class LocalBackend(SandboxBackend):
         shutil.rmtree(sandbox_dir, ignore_errors=True)
 
     def list(self) -> list[SandboxInfo]:
-        """Every live sandbox under data_dir (overdue ones are killed on the way)."""
+        """Every live sandbox under data_dir. Overdue ones and dead ones (whose processes
+        all exited) are killed on the way, so that their disk, cgroup and uid go back."""
         root = self.data_dir / "sandboxes"
         found = []
         for state_path in sorted(root.glob("*/state.json")) if root.is_dir() else []:
             try:
                 state = self._load(state_path.parent.name)
             except SandboxGone:
+                with contextlib.suppress(BackendError):
+                    self.kill(state_path.parent.name)
                 continue
             found.append(
                 SandboxInfo(
