@@ -61,6 +61,7 @@ logger = logging.getLogger(__name__)
 
 TOKEN_DIR = "/home/user/.agent_runtime"
 TOKEN_FILE = f"{TOKEN_DIR}/token"
+RUNTIME_LOG = f"{TOKEN_DIR}/runtime.log"  # written by the template's start command
 BUILD_HINT = "Build it with `python manage.py build_template` and set E2B_TEMPLATE_ID."
 # How long the quick housekeeping commands (token provisioning, realpath) may take.
 HOUSEKEEPING_TIMEOUT = 30
@@ -269,6 +270,18 @@ class E2BBackend(SandboxBackend):
             )
             for e in entries
         ]
+
+    def runtime_log(self, external_id: str, *, max_bytes: int = 4000) -> str:
+        """The tail of the log the template's start command writes (RUNTIME_LOG)."""
+        try:
+            result = self.exec(
+                external_id,
+                f"tail -c {int(max_bytes)} {RUNTIME_LOG} 2>/dev/null",
+                timeout=HOUSEKEEPING_TIMEOUT,
+            )
+        except BackendError:
+            return ""
+        return result.stdout
 
     def _check_inside(self, sbx: Sandbox, path: str) -> None:
         """Resolve symlinks inside the sandbox: only it knows where a link points."""

@@ -42,6 +42,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import functools
 import json
 import logging
 import os
@@ -289,6 +290,7 @@ class LocalBackend(SandboxBackend):
         packages = os.path.join(home, ".local", "python-packages")
         return {
             **_trusted_ca_env(),
+            **(_node_env() if self.rlimits.get("as") else {}),
             "PATH": path,
             "HOME": home,
             "USER": "agent",
@@ -679,6 +681,15 @@ class LocalBackend(SandboxBackend):
             state["deadline"] = time.time() + seconds
             self._save(state)
 
+    def runtime_log(self, external_id: str, *, max_bytes: int = 4000) -> str:
+        """The tail of `runtime.log`, which holds the runtime's (and bwrap's) output."""
+        try:
+            with open(self._sandbox_dir(external_id) / "runtime.log", "rb") as f:
+                f.seek(max(0, f.seek(0, os.SEEK_END) - max_bytes))
+                return f.read().decode(errors="replace")
+        except (OSError, SandboxGone):
+            return ""
+
     def limits_hit(self, external_id: str) -> list[str]:
         """Which of its limits the sandbox has run into so far: "pids", "memory", "disk".
         Readable until kill, also after its processes died."""
@@ -871,6 +882,28 @@ def _trusted_ca_env() -> dict[str, str]:
         for name in _CA_VARIABLES
         if os.environ.get(name, "").startswith(("/etc/", "/usr/"))
     }
+
+
+@functools.cache
+def _node_env() -> dict[str, str]:
+    """Node reserves a 10 GiB address range for WebAssembly, which the jail's address-space
+    rlimit refuses: `require('playwright')` (its undici) then dies with "Out of memory:
+    Cannot allocate Wasm memory". Node 20.15+ can do without that reservation; older ones
+    refuse the flag, so it is only set where the host's node accepts it."""
+    node = shutil.which("node")
+    if not node:
+        return {}
+    flag = "--disable-wasm-trap-handler"
+    try:
+        ok = subprocess.run(
+            [node, "-e", "0"],
+            env={"PATH": os.environ.get("PATH", ""), "NODE_OPTIONS": flag},
+            capture_output=True,
+            timeout=30,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return {}
+    return {"NODE_OPTIONS": flag} if ok.returncode == 0 else {}
 
 
 def _free_port(host: str) -> int:
