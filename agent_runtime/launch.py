@@ -1,6 +1,6 @@
 """Inside a sandbox: read the environment from a file descriptor, then become the command.
 
-    python -m agent_runtime.launch --env-fd N -- COMMAND [ARGS...]
+    python -I -S agent_runtime/launch.py --env-fd N -- COMMAND [ARGS...]
 
 The local backend starts every process in a jail through this launcher so that the user's
 variables (the agent's env, a request's env, the runtime token) never pass through a host
@@ -34,7 +34,7 @@ def read_env(fd: int) -> dict[str, str]:
 
 def main(argv: list[str]) -> int:
     if len(argv) < 4 or argv[0] != "--env-fd" or argv[2] != "--":
-        print("usage: python -m agent_runtime.launch --env-fd N -- COMMAND...", file=sys.stderr)
+        print("usage: launch.py --env-fd N -- COMMAND...", file=sys.stderr)
         return 2
     env = dict(os.environ)
     env.update(read_env(int(argv[1])))

@@ -312,8 +312,8 @@ SANDBOX_TIMEOUT_SECONDS = env_int("SANDBOX_TIMEOUT_SECONDS", 1800, minimum=60)
 SANDBOX_UID_RANGE = env_str("SANDBOX_UID_RANGE", "1300000-1365535")
 SANDBOX_PIDS_MAX = env_int("SANDBOX_PIDS_MAX", 512, minimum=16)
 SANDBOX_MEMORY_MB = env_int("SANDBOX_MEMORY_MB", 2048, minimum=64)
-# Against 100 for everything else: under load the studio's own processes come first.
-SANDBOX_CPU_WEIGHT = env_int("SANDBOX_CPU_WEIGHT", 20, minimum=1)
+# For all sandboxes together, against 100 for each other process: the studio comes first.
+SANDBOX_CPU_WEIGHT = env_int("SANDBOX_CPU_WEIGHT", 100, minimum=1)
 SANDBOX_DISK_MB = env_int("SANDBOX_DISK_MB", 2048, minimum=0)
 # The host uid of local sandboxes' network helpers (pasta and the namespace it holds); the
 # egress proxy of `allowlist` agents runs as the next uid. Both outside SANDBOX_UID_RANGE.

@@ -8,7 +8,6 @@ import threading
 from django.conf import settings
 
 from sandboxes.backends.base import BackendError, SandboxBackend
-from studio.model_env import model_env
 
 _overrides: dict[str, SandboxBackend] = {}
 _lock = threading.Lock()
@@ -65,11 +64,9 @@ def _build(name: str) -> SandboxBackend:
 
 
 def _studio_urls() -> tuple[str, ...]:
-    """What a local sandbox must reach on the studio's side under every network policy:
-    BACKEND_API_URL (ingest), and the model endpoint the studio hands to runs for as long
-    as runs call it directly rather than through the studio's model gateway."""
-    model = model_env().get("ANTHROPIC_BASE_URL") or "https://api.anthropic.com"
-    return (settings.BACKEND_API_URL, model)
+    """What a sandbox must reach on the studio's side under every network policy: the
+    studio itself (BACKEND_API_URL: ingest and the model gateway), nothing else."""
+    return (settings.BACKEND_API_URL,)
 
 
 def _uid_range(text: str) -> tuple[int, int]:

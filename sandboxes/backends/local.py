@@ -1,8 +1,9 @@
 """Local sandboxes: bubblewrap jails on the studio's own machine.
 
-Layout under `data_dir` (0711: sandbox uids may pass through, not list):
+Layout under `data_dir` (root only, 0700: the jail's binds are made by root in the launch
+chain's own mount namespace, so no sandbox uid passes through here):
 
-    sandboxes/<sandbox_id>/             root, 0711
+    sandboxes/<sandbox_id>/             root, 0700
         state.json                      external_id, pids, port, uid, agent, created, deadline
         env.json                        the sandbox's variables (root-only; exec reads them)
         runtime.log                     the runtime's stdout and stderr (outside the jail)
@@ -12,8 +13,8 @@ Layout under `data_dir` (0711: sandbox uids may pass through, not list):
         fs/home/                        bound at /home/agent (HOME; keeps Claude transcripts)
     local-jail/                         passwd, group and an empty dir that every jail binds
 
-Each sandbox runs as its own host uid from `uid_range` (allocated under the lock, recorded
-in state.json, free again once kill has removed it), in a cgroup of its own with process,
+Each sandbox runs as its own host uid from `uid_range` (claimed host-wide, local_uids.py;
+recorded in state.json; free again once kill has removed it), in a cgroup of its own with process,
 memory and CPU limits (local_cgroups.py), with a seccomp filter (local_seccomp.py), and
 is started through a fixed chain of host commands that no user input reaches
 (local_launch.py).
@@ -63,6 +64,7 @@ from sandboxes.backends import (
     local_launch,
     local_net,
     local_seccomp,
+    local_uids,
 )
 from sandboxes.backends.base import (
     MAX_OUTPUT_BYTES,
@@ -176,10 +178,18 @@ class LocalBackend(SandboxBackend):
 
     def _load(self, external_id: str) -> dict:
         """The state of a live sandbox; SandboxGone if it is dead, overdue or unknown."""
-        try:
-            state = json.loads((self._sandbox_dir(external_id) / "state.json").read_text())
-        except (FileNotFoundError, ValueError):
-            raise SandboxGone() from None
+        path = self._sandbox_dir(external_id) / "state.json"
+        for attempt in range(2):
+            try:
+                state = json.loads(path.read_text())
+            except (FileNotFoundError, ValueError):
+                raise SandboxGone() from None
+            if state.get("pid") is not None:
+                break
+            if attempt:
+                raise SandboxGone("The sandbox never started.")
+            with self._lock():
+                pass  # being created (create holds the lock until it has a pid): wait
         if not self._alive(state):
             local_jail.reap_children([state["pid"]])
             raise SandboxGone("The sandbox's processes have exited.")
@@ -202,10 +212,10 @@ class LocalBackend(SandboxBackend):
         """Serialises create and kill across processes (the reaper, web, workers)."""
         root = self.data_dir / "sandboxes"
         root.mkdir(parents=True, exist_ok=True)
-        # Searchable, not listable: a sandbox uid must reach its own fs/ (bwrap resolves
-        # bind sources as that uid), and learns nothing else here.
-        os.chmod(self.data_dir, 0o711)  # noqa: S103
-        os.chmod(root, 0o711)  # noqa: S103
+        # Root only: the jail's binds are made by root in the launch chain's own mount
+        # namespace, so no sandbox uid ever needs to pass through here.
+        os.chmod(self.data_dir, 0o700)
+        os.chmod(root, 0o700)
         with open(root / ".lock", "w") as f:
             fcntl.flock(f, fcntl.LOCK_EX)
             try:
@@ -217,23 +227,6 @@ class LocalBackend(SandboxBackend):
         state = self._load(external_id)
         uid = state.get("uid")
         return Workspace(state["workspace"], owner=(uid, uid) if uid is not None else None)
-
-    def _allocate_uid(self) -> int:
-        """The lowest uid of the range that no sandbox holds and no process runs as.
-        Called under the lock."""
-        held = set()
-        for path in (self.data_dir / "sandboxes").glob("*/state.json"):
-            with contextlib.suppress(OSError, ValueError, KeyError):
-                held.add(json.loads(path.read_text())["uid"])
-        first, last = self.uid_range
-        running = local_jail.uids_in_use(first, last)
-        for uid in range(first, last + 1):
-            if uid not in held and uid not in running:
-                return uid
-        raise BackendError(
-            f"Every sandbox uid in {first}-{last} is in use (SANDBOX_UID_RANGE).",
-            code="SandboxCapacity",
-        )
 
     # --- the jail ----------------------------------------------------------------------
 
@@ -343,7 +336,10 @@ class LocalBackend(SandboxBackend):
         )
         env_fd = local_launch.env_memfd(env)
         fds = [env_fd]
-        launcher = [self.python, "-m", "agent_runtime.launch", "--env-fd", str(env_fd), "--"]
+        # -I -S: no site, no PYTHON* variables, ~3x faster to start than `-m` (every exec
+        # pays it); launch.py needs nothing but the standard library.
+        runtime = f"{local_jail.RUNTIME_MOUNT}/agent_runtime" if isolated else self.runtime_dir
+        launcher = [self.python, "-I", "-S", f"{runtime}/launch.py", "--env-fd", str(env_fd), "--"]
         chain = local_launch.Chain(
             rlimits=local_jail.rlimit_prefix(self.rlimits),
             cgroup_procs=self.cgroups.procs_files(state["external_id"])
@@ -369,7 +365,7 @@ class LocalBackend(SandboxBackend):
             read_fd, write_fd = os.pipe()
             seccomp_fd = None
             if self.seccomp:
-                seccomp_fd = local_launch.bpf_memfd(local_seccomp.program())
+                seccomp_fd = local_launch.bpf_memfd(_seccomp_program())
                 fds.append(seccomp_fd)
             chain.binds = list(layout.remapped)
             chain.network = self.network_prefix(state)
@@ -439,24 +435,30 @@ class LocalBackend(SandboxBackend):
                 raise BackendError(f"Local sandbox {spec.sandbox_id} already exists.")
             local_jail.write_identity_files(str(self.data_dir / "local-jail"))
             sandbox_dir.mkdir(parents=True, exist_ok=True)
-            os.chmod(sandbox_dir, 0o711)  # noqa: S103 - see _lock
-            uid = self._allocate_uid() if isolated else None
+            os.chmod(sandbox_dir, 0o700)
             layout = self._layout(sandbox_dir)
             state = {
                 "external_id": spec.sandbox_id,
                 "sandbox_id": spec.sandbox_id,
                 "agent_id": spec.agent_id,
                 "isolation": self.isolation,
-                "uid": uid,
+                "uid": None,
                 "cgroup": False,
                 "disk": False,
                 "pid": None,
                 "pid_start": None,
                 "workspace": layout.workspace,
             }
-            # Saved before anything is made, so that kill finds and undoes every piece.
+            # Saved before anything is made, so that kill finds and undoes every piece (and
+            # before the uid is claimed: the claim names this file).
             self._save(state)
             try:
+                if isolated:
+                    state["uid"] = local_uids.claim(
+                        *self.uid_range, state_path=str(sandbox_dir / "state.json")
+                    )
+                    self._save(state)
+                uid = state["uid"]
                 self._make_pieces(state, sandbox_dir, layout)
                 proc, child_pid, port = self._start_runtime(spec, state, sandbox_dir)
             except BaseException:
@@ -693,13 +695,40 @@ class LocalBackend(SandboxBackend):
         Readable until kill, also after its processes died."""
         try:
             sandbox_dir = self._sandbox_dir(external_id)
-            state = json.loads((sandbox_dir / "state.json").read_text())
-        except (SandboxGone, FileNotFoundError, ValueError):
+        except SandboxGone:
             return []
+        try:
+            state = json.loads((sandbox_dir / "state.json").read_text())
+        except (FileNotFoundError, ValueError):
+            # Killed already: what it hit was written down on the way out.
+            try:
+                return json.loads((self._tombstone(external_id)).read_text())["limits"]
+            except (FileNotFoundError, ValueError, KeyError):
+                return []
+        return self._limits_now(external_id, state)
+
+    def _limits_now(self, external_id: str, state: dict) -> list[str]:
         hit = self.cgroups.limits_hit(external_id) if state.get("cgroup") else []
-        if state.get("disk") and local_disk.full(str(sandbox_dir / "fs")):
+        fs = self._sandbox_dir(external_id) / "fs"
+        if state.get("disk") and local_disk.full(str(fs)):
             hit.append("disk")
         return hit
+
+    def _tombstone(self, external_id: str) -> Path:
+        return self.data_dir / "killed" / f"{external_id}.json"
+
+    def _bury(self, external_id: str, state: dict) -> None:
+        """Keep the limits a killed sandbox hit for a day (the studio may ask after kill,
+        e.g. reconciliation finds a dead sandbox, kills it, then records why it died)."""
+        hits = self._limits_now(external_id, state) if state else []
+        graves = self.data_dir / "killed"
+        graves.mkdir(exist_ok=True)
+        for old in graves.glob("*.json"):
+            with contextlib.suppress(OSError):
+                if old.stat().st_mtime < time.time() - 86400:
+                    old.unlink()
+        if hits:
+            _write_private(self._tombstone(external_id), json.dumps({"limits": hits}))
 
     def kill(self, external_id: str) -> None:
         """Kill every process of the sandbox (verified gone) and delete its directory."""
@@ -746,6 +775,7 @@ class LocalBackend(SandboxBackend):
             raise BackendError(
                 f"Could not kill every process of local sandbox {external_id}: {survivors}"
             )
+        self._bury(external_id, state)
         if state.get("cgroup"):
             self.cgroups.remove(external_id)
         local_net.stop(sandbox_dir / "net.json")
@@ -753,17 +783,21 @@ class LocalBackend(SandboxBackend):
             local_disk.remove(
                 image=str(sandbox_dir / "disk.img"), mountpoint=str(sandbox_dir / "fs")
             )
-        # The state file goes last: until then the uid counts as held.
+        if uid is not None:
+            local_uids.release(uid, state_path=str(state_path))
         shutil.rmtree(sandbox_dir, ignore_errors=True)
 
     def list(self) -> list[SandboxInfo]:
-        """Every live sandbox under data_dir (overdue ones are killed on the way)."""
+        """Every live sandbox under data_dir. Overdue ones and dead ones (whose processes
+        all exited) are killed on the way, so that their disk, cgroup and uid go back."""
         root = self.data_dir / "sandboxes"
         found = []
         for state_path in sorted(root.glob("*/state.json")) if root.is_dir() else []:
             try:
                 state = self._load(state_path.parent.name)
             except SandboxGone:
+                with contextlib.suppress(BackendError):
+                    self.kill(state_path.parent.name)
                 continue
             found.append(
                 SandboxInfo(
@@ -787,6 +821,19 @@ _LIMIT_TEXT = {
 def describe_limits(hits: list[str]) -> str:
     """One sentence naming the limits a sandbox hit, for logs and statuses."""
     return "The sandbox hit " + "; ".join(_LIMIT_TEXT.get(h, h) for h in hits) + "."
+
+
+def _seccomp_program() -> bytes:
+    """The filter, or a BackendError saying what to install (the jail never starts without
+    it: there is no silent fallback to an unfiltered jail)."""
+    try:
+        return local_seccomp.program()
+    except (ImportError, OSError, RuntimeError, AttributeError) as exc:
+        raise BackendError(
+            "Local sandboxes need libseccomp (Debian: libseccomp2) and the pyseccomp package "
+            f"for their seccomp filter: {exc}",
+            code="SeccompMissing",
+        ) from None
 
 
 def _real_executable() -> str:

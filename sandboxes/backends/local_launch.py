@@ -19,14 +19,16 @@ The chain, in order (each execs the next, so one pid carries it to bubblewrap):
     unshare --mount --propagation slave --    a mount namespace of its own for the binds below
     sh -c SETUP sh CGROUP_PROCS... -- SRC MNT... --
                                              joins the sandbox's cgroups, then bind-mounts
-                                             sources a sandbox uid could not reach (an
-                                             interpreter under /root) onto reachable points
+                                             every source the jail binds onto /mnt/N, so
+                                             bwrap (as the sandbox uid) reaches them
+                                             wherever they are (an interpreter under /root,
+                                             a 0700 data directory) and names no host path
     NETWORK PREFIX (optional)                e.g. `pasta ... --` or `nsenter --net=... --`,
                                              still root: see `Chain.network`
     setpriv --reuid U --regid U --clear-groups --inh-caps=-all --bounding-set=-all --
                                              the sandbox's own host uid from here on
     bwrap ... --                             the jail (unprivileged, in a user namespace)
-    python -m agent_runtime.launch --env-fd N --   inside: reads the user's variables
+    python -I -S .../agent_runtime/launch.py --env-fd N --   inside: reads the variables
     COMMAND
 """
 
@@ -58,6 +60,11 @@ SETUP_SCRIPT = (
     'while [ "$1" != -- ]; do '
     'if [ -d "$1" ]; then {mkdir} "$2"; else : > "$2"; fi && {mount} --bind "$1" "$2" '
     "|| exit 125; shift 2; done; "
+    # This namespace holds copies of every mount that existed when it was made, the other
+    # sandboxes' disks included; drop theirs (ours is bound above) so that a stopped
+    # sandbox's disk is not kept busy by the jails that outlive it.
+    'while read -r _ _ _ _ m _; do case "$m" in */sandboxes/*/fs) {umount} -l "$m" 2>/dev/null;; '
+    "esac; done < /proc/self/mountinfo; "
     'shift; exec "$@"'
 )
 
@@ -135,6 +142,7 @@ class Chain:
             script = SETUP_SCRIPT.format(
                 mount=shlex.quote(host_binary("mount")),
                 mkdir=shlex.quote(host_binary("mkdir")),
+                umount=shlex.quote(host_binary("umount")),
                 mnt=MNT_ROOT,
             )
             args += [host_binary("sh"), "-c", script, "sh", *self.cgroup_procs, "--"]
@@ -151,18 +159,3 @@ class Chain:
                 "--",
             ]
         return [*args, *self.jail, *self.command]
-
-
-def reachable_by_others(path: str) -> bool:
-    """Whether an unprivileged uid can reach `path`: every directory above it searchable by
-    others (bubblewrap resolves bind sources as the sandbox's uid)."""
-    path = os.path.realpath(path)
-    parts = path.split("/")
-    for i in range(2, len(parts) + 1):
-        try:
-            mode = os.stat("/".join(parts[:i]) or "/").st_mode
-        except OSError:
-            return False
-        if i < len(parts) and not mode & 0o001:
-            return False
-    return bool(os.stat(path).st_mode & 0o005)

@@ -24,7 +24,10 @@ How it is put together (measured on the studio's machines, passt 2023-03, nftabl
   /run/netns, so every later process enters it by name, never by a pid that could be reused.
   pasta's defaults forward the host's loopback ports into the namespace (`-T auto`), which
   would hand the jail PostgreSQL and Redis: every forward is explicit (`-t/-T/-u/-U`), and
-  `--no-map-gw` keeps the gateway address from meaning the host.
+  `--no-map-gw` keeps the gateway address from meaning the host. `--ipv4-only`: this pasta
+  forwards a `-T` port on the namespace's ::1 too, to the host's ::1, where a studio bound
+  to 127.0.0.1 resets it; the Claude CLI tries `localhost` as ::1 first and gave up on the
+  reset. Without IPv6 in the namespace it gets a refusal and uses 127.0.0.1.
 - nftables rules are loaded into the namespace by root before anything else runs in it. The
   jail's processes are an unprivileged uid in a user namespace of their own, which holds no
   capability over this network namespace, so they cannot change the rules. The rules refuse
@@ -357,17 +360,6 @@ def stop(state_path: Path) -> None:
         Path(state_path).unlink()
 
 
-def alive(state_path: Path) -> bool:
-    """Whether the sandbox's namespace exists and pasta still serves it."""
-    state = load(state_path)
-    pasta = state and state.get("pasta")
-    return (
-        bool(pasta)
-        and proc_start_time(pasta[0]) == pasta[1]
-        and Path(f"/run/netns/{state['netns']}").exists()
-    )
-
-
 def load(state_path: Path) -> dict | None:
     try:
         return json.loads(Path(state_path).read_text())
@@ -387,6 +379,7 @@ def _namespace(part: dict, *, inbound: str, outbound: str, rules: str, uid: int,
     argv = [
         *(binary("setpriv"), "--reuid", str(uid), "--regid", str(uid), "--clear-groups"),
         *(binary("pasta"), "--foreground", "--quiet", "--config-net", "--no-map-gw"),
+        "--ipv4-only",
         *("-t", inbound, "-u", "none", "-T", outbound, "-U", "none"),
         *("--", binary("sleep"), "infinity"),
     ]

@@ -11,7 +11,7 @@ from sandboxes.backends.base import CreateSpec
 from sandboxes.backends.e2b import network_options
 from sandboxes.tests.conftest import E2B_INSTALL_ID
 
-STUDIO = ("https://studio.example.com", "https://api.anthropic.com")
+STUDIO = ("https://studio.example.com/",)
 
 
 def spec(**fields) -> CreateSpec:
@@ -34,12 +34,7 @@ def test_allowlist_allows_the_listed_domains_and_the_studio_and_denies_the_rest(
     )
     assert options == {
         "network": {
-            "allow_out": [
-                "pypi.org",
-                "*.pythonhosted.org",
-                "studio.example.com",
-                "api.anthropic.com",
-            ],
+            "allow_out": ["pypi.org", "*.pythonhosted.org", "studio.example.com"],
             "deny_out": ["0.0.0.0/0"],
         }
     }
@@ -47,7 +42,7 @@ def test_allowlist_allows_the_listed_domains_and_the_studio_and_denies_the_rest(
 
 def test_none_allows_the_studio_only():
     options = network_options(spec(network_policy="none", network_allowlist=("pypi.org",)), STUDIO)
-    assert options["network"]["allow_out"] == ["studio.example.com", "api.anthropic.com"]
+    assert options["network"]["allow_out"] == ["studio.example.com"]
     assert options["network"]["deny_out"] == ["0.0.0.0/0"]
     assert network_options(spec(network_policy="none"), ()) == {"allow_internet_access": False}
 

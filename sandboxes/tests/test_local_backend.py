@@ -12,7 +12,6 @@ import os
 import shutil
 import signal
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -122,12 +121,8 @@ def processes_of(*needles: str) -> list[tuple[int, str]]:
 
 
 @pytest.fixture
-def data_dir():
-    """Not under tmp_path: pytest's base directory is 0700 root, and each sandbox's own
-    uid must reach its directory (the backend makes data_dir 0711 itself)."""
-    path = Path(tempfile.mkdtemp(prefix="studio-local-test-"))
-    yield path / "data"
-    shutil.rmtree(path, ignore_errors=True)
+def data_dir(tmp_path):
+    return tmp_path / "data"
 
 
 @pytest.fixture

@@ -93,7 +93,7 @@ def another_studio_port():
 
 def _deploy(api, **fields) -> str:
     agent_id = create_agent(api, **fields)
-    deploy_ready(api, agent_id, timeout=60)
+    deploy_ready(api, agent_id, timeout=120)
     return agent_id
 
 
