@@ -374,7 +374,8 @@ class LocalBackend(SandboxBackend):
             if write_fd is not None:
                 os.close(write_fd)
         try:
-            info = _read_all(read_fd, timeout=10.0)
+            # Generous: under heavy load the chain's setup alone took over 10 s (bench).
+            info = _read_all(read_fd, timeout=60.0)
         finally:
             os.close(read_fd)
         try:
@@ -703,7 +704,7 @@ class LocalBackend(SandboxBackend):
         uid = state.get("uid")
 
         def find() -> list[int]:
-            pids = set(self.cgroups.pids(external_id)) if state.get("cgroup") else set()
+            pids = set(self.cgroups.pids(external_id))  # also without a state file
             if uid is not None:
                 pids |= set(local_jail.processes_of_uid(uid))
             if state.get("pid") and local_jail.proc_start_time(state["pid"]) == state.get(
@@ -729,9 +730,8 @@ class LocalBackend(SandboxBackend):
                 f"Could not kill every process of local sandbox {external_id}: {survivors}"
             )
         self._bury(external_id, state)
-        if state.get("cgroup"):
-            self.cgroups.remove(external_id)
-        if state.get("disk"):
+        self.cgroups.remove(external_id)
+        if state.get("disk") or os.path.ismount(sandbox_dir / "fs"):
             local_disk.remove(
                 image=str(sandbox_dir / "disk.img"), mountpoint=str(sandbox_dir / "fs")
             )
