@@ -215,6 +215,8 @@ class LocalBackend(SandboxBackend):
 
     def _workspace(self, external_id: str) -> Workspace:
         state = self._load(external_id)
+        if not os.path.isdir(state["workspace"]):
+            raise SandboxGone()  # killed meanwhile
         uid = state.get("uid")
         return Workspace(state["workspace"], owner=(uid, uid) if uid is not None else None)
 
@@ -552,6 +554,8 @@ class LocalBackend(SandboxBackend):
         state = self._load(external_id)
         sandbox_dir = self._sandbox_dir(external_id)
         local_launch.check_env(env or {})
+        if not os.path.isdir(state["workspace"]):
+            raise SandboxGone()  # killed between _load and here
         ws = Workspace(state["workspace"])
         inner_cwd = ws.check_dir(cwd)
         # The sandbox's variables come from the studio's own root-only record, never from
