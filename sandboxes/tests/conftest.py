@@ -23,7 +23,7 @@ def agent_runtime_serves() -> bool:
 def e2b_double():
     """A running E2B double. Templates: "agent-runtime" boots the real runtime when it
     exists (else the stand-in), "standin" the stand-in, "bare" nothing."""
-    from sandboxes.backends.e2b_double import (
+    from testsupport.e2b_double import (
         DoubleTemplate,
         E2BDouble,
         runtime_template,

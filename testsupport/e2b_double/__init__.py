@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import shutil
 import socket
 import sys
@@ -45,9 +46,17 @@ from .sandbox import BWRAP, DoubleSandbox, DoubleTemplate
 
 __all__ = ["DoubleTemplate", "E2BDouble", "runtime_template", "standin_template"]
 
-REPO_ROOT = str(Path(__file__).resolve().parents[3])
+REPO_ROOT = str(Path(__file__).resolve().parents[2])
 RUNTIME_TOKEN_FILE = "/home/user/.agent_runtime/token"
 CLOSED = "127.0.0.1:9"  # where a host of a gone sandbox "resolves": nothing listens there
+
+
+def _interpreter_binds() -> tuple[str, ...]:
+    """What a sandbox process needs to run this interpreter on the repository: the checkout
+    first (bwrap mounts in order, so a later bind may sit inside it), then the virtualenv by
+    its real path (a worktree's `.venv` may be a symlink to another checkout's)."""
+    paths = [REPO_ROOT, os.path.realpath(sys.prefix), os.path.realpath(sys.base_prefix)]
+    return tuple(dict.fromkeys(paths))
 
 
 def _python_env() -> dict[str, str]:
@@ -66,7 +75,7 @@ def runtime_template() -> DoubleTemplate:
 def standin_template() -> DoubleTemplate:
     """A minimal runtime (`/health` only) with the same token-file contract."""
     return DoubleTemplate(
-        start_cmd=f"{sys.executable} -m sandboxes.backends.e2b_double.standin_runtime "
+        start_cmd=f"{sys.executable} -m testsupport.e2b_double.standin_runtime "
         "--port {port_8080}",
         env={**_python_env(), "RUNTIME_TOKEN_FILE": RUNTIME_TOKEN_FILE},
     )
@@ -89,7 +98,7 @@ class E2BDouble:
         }
         self.api_key = api_key
         self.domain = domain
-        self.ro_binds = ro_binds or tuple(dict.fromkeys([sys.prefix, sys.base_prefix, REPO_ROOT]))
+        self.ro_binds = ro_binds or _interpreter_binds()
         self.sandboxes: dict[str, DoubleSandbox] = {}
         self.root = Path(tempfile.mkdtemp(prefix="e2b-double-"))
         self._servers: list[uvicorn.Server] = []
