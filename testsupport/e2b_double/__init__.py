@@ -15,7 +15,10 @@ Two uvicorn servers run in one background thread on free loopback ports:
   `/files` and `/health`.
 
 Each sandbox is a directory bound at `/workspace`, `/home/user` and `/tmp` into bubblewrap
-jails that run its processes (see `sandbox.py`); it is killed when its timeout passes.
+jails that run its processes (see `sandbox.py`); it is killed when its timeout passes (or
+paused, with its processes frozen, if it was created with `on_timeout: pause`).
+
+E2B's own sync SDK tests run against this double: `tests/e2b_sdk/` (see its README).
 
 Ports: all double sandboxes share the host network, so a template port (8080) is published
 on a free loopback port and handed to the start command as `{port_8080}`. E2B reaches a port
@@ -89,7 +92,11 @@ class E2BDouble:
         api_key: str = "e2b_double_api_key",
         domain: str = "e2b-double.test",
         ro_binds: tuple[str, ...] | None = None,
+        max_timeout_seconds: int = 3600,
+        max_sandboxes: int = 20,
     ):
+        """`max_timeout_seconds` and `max_sandboxes` are the plan's caps (E2B Hobby: 1 hour,
+        20 running sandboxes); the control plane refuses what exceeds them as E2B does."""
         if shutil.which(BWRAP) is None:
             raise RuntimeError("The E2B double runs sandbox processes under bubblewrap (bwrap).")
         self.templates = {
@@ -98,6 +105,8 @@ class E2BDouble:
         }
         self.api_key = api_key
         self.domain = domain
+        self.max_timeout_seconds = max_timeout_seconds
+        self.max_sandboxes = max_sandboxes
         self.ro_binds = ro_binds or _interpreter_binds()
         self.sandboxes: dict[str, DoubleSandbox] = {}
         self.root = Path(tempfile.mkdtemp(prefix="e2b-double-"))
@@ -140,12 +149,16 @@ class E2BDouble:
             reaper.cancel()
 
     async def _reap(self) -> None:
-        """Kill running sandboxes past their timeout, as E2B does."""
+        """At a running sandbox's timeout, kill it, or pause it if it was created with
+        `lifecycle={"on_timeout": "pause"}`, as E2B does. Paused sandboxes do not time out."""
         while True:
             now = time.time()
             for sbx in list(self.sandboxes.values()):
                 if sbx.state == "running" and sbx.end_at <= now:
-                    self.destroy(sbx.sandbox_id)
+                    if sbx.on_timeout == "pause":
+                        sbx.pause()
+                    else:
+                        self.destroy(sbx.sandbox_id)
             await asyncio.sleep(0.1)
 
     def close(self) -> None:
@@ -171,7 +184,7 @@ class E2BDouble:
             sbx.kill()
 
     def expire(self, sandbox_id: str) -> None:
-        """Make a sandbox's timeout pass now (the reaper kills it within ~0.1 s)."""
+        """Make a sandbox's timeout pass now (the reaper acts within ~0.1 s)."""
         self.sandboxes[sandbox_id].end_at = time.time()
 
     def resolve_host(self, host: str) -> str:
