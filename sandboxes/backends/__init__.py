@@ -47,6 +47,7 @@ def _build(name: str) -> SandboxBackend:
             template_id=settings.E2B_TEMPLATE_ID,
             install_id=settings.STUDIO_INSTALL_ID,
             domain=settings.E2B_DOMAIN or None,
+            max_timeout_seconds=settings.E2B_MAX_TIMEOUT_SECONDS,
         )
     raise BackendError(f"Unknown sandbox backend {name!r}.", code="UnknownBackend")
 

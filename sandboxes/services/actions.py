@@ -14,11 +14,13 @@ from sandboxes.backends.base import (
     FileNotFoundInSandbox,
     PathNotUsable,
     PathOutsideWorkspace,
+    PlanLimitExceeded,
 )
 from sandboxes.models import Sandbox, SandboxStatus
 from sandboxes.paths import InvalidPath, confine
-from sandboxes.services.activity import sandbox_touch
-from studio.errors import Conflict, NotFound, Unavailable, ValidationFailed
+from sandboxes.services.activity import sandbox_keep_alive, sandbox_touch
+from sandboxes.services.pause import sandbox_resume
+from studio.errors import Conflict, NotFound, QuotaExceeded, Unavailable, ValidationFailed
 
 MAX_FILE_BYTES = 10 * 1024 * 1024
 MAX_FILES_PER_REQUEST = 100
@@ -39,8 +41,11 @@ _NPM = re.compile(
 
 
 def _ready(sandbox: Sandbox | None) -> Sandbox:
+    """The sandbox, ready: a paused one is resumed first."""
     if sandbox is None:
         raise NotFound("This agent has no live sandbox. Deploy it first.")
+    if sandbox.status == SandboxStatus.PAUSED:
+        sandbox = sandbox_resume(sandbox=sandbox)
     if sandbox.status != SandboxStatus.READY:
         raise Conflict(f"The sandbox is {sandbox.status}, not ready.", code="SandboxNotReady")
     return sandbox
@@ -64,6 +69,8 @@ def _backend_call(fn, *args, **kwargs):
         raise ValidationFailed(
             exc.message, code=exc.code, details={"path": [exc.message]}
         ) from None
+    except PlanLimitExceeded as exc:
+        raise QuotaExceeded(exc.message, code=exc.code) from None
     except BackendError as exc:
         raise Unavailable(exc.message) from None
 
@@ -134,6 +141,8 @@ def command_exec(
         )
     workdir = _confined(cwd or "/workspace", "cwd")
     backend = get_backend(sandbox.backend)
+    # The provider must not end the sandbox while the command may still run.
+    sandbox_keep_alive(sandbox=sandbox, at_least=timeout_ms / 1000)
     result = _backend_call(
         backend.exec, sandbox.external_id, command, timeout=timeout_ms / 1000, cwd=workdir
     )

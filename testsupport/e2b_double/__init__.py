@@ -20,6 +20,10 @@ paused, with its processes frozen, if it was created with `on_timeout: pause`).
 
 E2B's own sync SDK tests run against this double: `tests/e2b_sdk/` (see its README).
 
+Known divergence: each command runs in a pid namespace of its own, so a process a command
+leaves behind (`nohup x &`) dies when the command ends; in an E2B VM it would live on. Use
+`commands.run(..., background=True)` for long-lived processes in tests.
+
 Ports: all double sandboxes share the host network, so a template port (8080) is published
 on a free loopback port and handed to the start command as `{port_8080}`. E2B reaches a port
 at `https://{port}-{sandbox_id}.{domain}`, a name that needs wildcard DNS and TLS; the double
@@ -207,4 +211,6 @@ class E2BDouble:
             "domain": self.domain,
             "sandbox_scheme": "http",
             "host_resolver": self.resolve_host,
+            "studio_on_sandbox_network": True,
+            "max_timeout_seconds": self.max_timeout_seconds,
         }
