@@ -40,6 +40,7 @@ from e2b.envd.process import process_pb
 from e2b.envd.process.process_connect import Process, ProcessASGIApplication
 from protobuf import Oneof
 
+from . import watch
 from .asgi import read_body, send_bytes, send_json
 from .sandbox import USERS
 
@@ -248,19 +249,31 @@ class FilesystemService(Filesystem):
             raise ConnectError(Code.PERMISSION_DENIED, f"cannot create '{path}'")
         if host.exists():
             raise ConnectError(Code.ALREADY_EXISTS, f"'{path}' already exists")
+        missing = [path]
+        while (parent := posixpath.dirname(missing[-1])) != missing[-1]:
+            parent_host = sbx.host_path(parent)
+            if parent_host is None or parent_host.exists():
+                break
+            missing.append(parent)
         host.mkdir(parents=True)
+        for created in reversed(missing):
+            watch.notify(sbx, created, (watch.CREATE,))
         return filesystem_pb.MakeDirResponse(entry=_entry(sbx, path))
 
     async def remove(self, request, ctx):
         """Removing what does not exist succeeds, as with envd (`rm -rf`)."""
         sbx = _sandbox(self.double, ctx.request_headers)
-        host = sbx.host_path(_parent_resolved(sbx, request.path, _home(sbx, ctx)))
+        path = _parent_resolved(sbx, request.path, _home(sbx, ctx))
+        host = sbx.host_path(path)
         if host is None:
             raise ConnectError(Code.PERMISSION_DENIED, f"cannot remove '{request.path}'")
+        existed = host.exists() or host.is_symlink()
         if host.is_dir() and not host.is_symlink():
             shutil.rmtree(host)
-        elif host.exists() or host.is_symlink():
+        elif existed:
             host.unlink()
+        if existed:
+            watch.notify(sbx, path, (watch.REMOVE,))
         return filesystem_pb.RemoveResponse()
 
     async def move(self, request, ctx):
@@ -273,7 +286,45 @@ class FilesystemService(Filesystem):
             raise ConnectError(Code.NOT_FOUND, f"path '{request.source}' does not exist")
         destination.parent.mkdir(parents=True, exist_ok=True)
         os.replace(source, destination)
+        watch.notify(sbx, _parent_resolved(sbx, request.source, home), (watch.RENAME,))
+        watch.notify(sbx, destination_path, (watch.CREATE,))
         return filesystem_pb.MoveResponse(entry=_entry(sbx, destination_path))
+
+    async def create_watcher(self, request, ctx):
+        sbx = _sandbox(self.double, ctx.request_headers)
+        path = sbx.resolve(_absolute(request.path, _home(sbx, ctx)))
+        host = sbx.host_path(path)
+        if host is None or not host.exists():
+            raise ConnectError(Code.NOT_FOUND, f"path '{request.path}' does not exist")
+        if not host.is_dir():
+            raise ConnectError(Code.INVALID_ARGUMENT, f"path '{request.path}' is not a directory")
+        watcher = watch.Watcher(path, request.recursive, request.include_entry)
+        watcher.snapshot = watch.take_snapshot(watcher, host)
+        sbx.watchers[watcher.id] = watcher
+        return filesystem_pb.CreateWatcherResponse(watcher_id=watcher.id)
+
+    async def get_watcher_events(self, request, ctx):
+        sbx = _sandbox(self.double, ctx.request_headers)
+        watcher = sbx.watchers.get(request.watcher_id)
+        if watcher is None:
+            raise ConnectError(Code.NOT_FOUND, f"watcher '{request.watcher_id}' not found")
+        host = sbx.host_path(watcher.path)
+        current = watch.take_snapshot(watcher, host) if host is not None else {}
+        found = watcher.events + watch.diff(watcher.snapshot, current)
+        watcher.events, watcher.snapshot = [], current
+        events = []
+        for name, kind in found:
+            event = filesystem_pb.FilesystemEvent(name=name, type=kind)
+            if watcher.include_entry:
+                with contextlib.suppress(ConnectError):
+                    event.entry = _entry(sbx, posixpath.join(watcher.path, name))
+            events.append(event)
+        return filesystem_pb.GetWatcherEventsResponse(events=events)
+
+    async def remove_watcher(self, request, ctx):
+        sbx = _sandbox(self.double, ctx.request_headers)
+        sbx.watchers.pop(request.watcher_id, None)
+        return filesystem_pb.RemoveWatcherResponse()
 
 
 class EnvdEdge:
@@ -373,8 +424,12 @@ class EnvdEdge:
                 message = f"cannot write '{path}': permission denied or a directory"
                 return await send_json(send, 403, {"code": 403, "message": message})
             host.parent.mkdir(parents=True, exist_ok=True)
+            new = not host.exists()
             host.write_bytes(data)
             _set_metadata(host, metadata)
+            watch.notify(
+                sbx, path, (watch.CREATE, watch.WRITE, watch.CHMOD) if new else (watch.WRITE,)
+            )
             entry = {"name": posixpath.basename(path), "type": "file", "path": path}
             if metadata:
                 entry["metadata"] = metadata

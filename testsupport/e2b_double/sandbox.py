@@ -77,6 +77,7 @@ class Proc:
         self.ended = False
         self.cut = ""  # set when the sandbox dies under the process: its streams break
         self._cond = asyncio.Condition()
+        self.loop = asyncio.get_running_loop()
 
     async def emit(self, event: process_pb.ProcessEvent, *, end: bool = False) -> None:
         async with self._cond:
@@ -140,6 +141,7 @@ class DoubleSandbox:
         self.on_timeout = "kill"  # or "pause" (lifecycle on_timeout / autoPause)
         self.paused_at: float | None = None
         self.procs: dict[int, Proc] = {}
+        self.watchers: dict = {}  # id -> watch.Watcher
         self.ports = {port: free_port() for port in template.ports}
         for sub in MOUNTS.values():
             (root / sub).mkdir(parents=True, exist_ok=True)
@@ -294,7 +296,12 @@ class DoubleSandbox:
         message = f"the connection to sandbox {self.sandbox_id} ended before the stream completed"
         for proc in list(self.procs.values()):
             proc.cut = message
-            proc.kill()
+            # The whole tree: a process killed while bwrap was still setting up its
+            # namespace could otherwise outlive it, holding the output pipes open.
+            _signal_tree(proc.popen.pid, signal.SIGKILL)
+            # Break the streams now, not when the pipes close (kill may come from a thread).
+            with contextlib.suppress(RuntimeError):  # the double's loop is already closed
+                proc.loop.call_soon_threadsafe(lambda p=proc: asyncio.ensure_future(p.wake()))
         shutil.rmtree(self.root, ignore_errors=True)
 
 
