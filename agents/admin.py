@@ -46,13 +46,35 @@ class SecretInline(admin.TabularInline):
 
 @admin.register(Agent)
 class AgentAdmin(admin.ModelAdmin):
-    list_display = ["name", "owner", "model", "sandbox_backend", "max_turns", "created_at"]
+    list_display = [
+        "name",
+        "owner",
+        "model",
+        "sandbox_backend",
+        "max_turns",
+        "budget_usd_per_run",
+        "budget_usd_per_day",
+        "budget_usd_per_month",
+        "created_at",
+    ]
     list_filter = ["sandbox_backend", "permission_mode", "created_at"]
     search_fields = ["name", "description", "owner__username", "id"]
     list_select_related = ["owner"]
-    readonly_fields = ["id", "created_at", "updated_at"]
+    readonly_fields = ["id", "budget_spent", "created_at", "updated_at"]
     inlines = [SkillInline, SecretInline]
     actions = ["deploy_selected", "stop_selected"]
+
+    @admin.display(description="Budget: spent and remaining")
+    def budget_spent(self, agent: Agent) -> str:
+        """Metered model cost against each budget (docs/budgets.md); the limits themselves
+        are the budget fields above."""
+        from gateway.admin import budget_text
+        from gateway.budgets import agent_limits
+
+        if agent.pk is None or agent._state.adding:
+            return "—"
+        runs = agent.sessions.order_by("-created_at")[:1]
+        return budget_text(agent_limits(agent=agent, session=runs[0] if runs else None))
 
     @admin.action(description="Deploy selected agents")
     def deploy_selected(self, request, queryset):

@@ -9,6 +9,7 @@ from rest_framework.response import Response
 from agents import selectors
 from agents.serializers import AgentInputSerializer, AgentOutputSerializer
 from agents.services.agents import agent_create, agent_delete, agent_update
+from gateway.selectors import agent_budgets
 from sandboxes.selectors import costs_by_agent
 from studio.api import Pagination
 
@@ -24,7 +25,9 @@ class AgentViewSet(viewsets.ViewSet):
         paginator = self.paginator
         page = paginator.paginate_queryset(qs, request, view=self)
         costs = costs_by_agent(a.pk for a in page)
-        data = AgentOutputSerializer(page, many=True, context={"costs": costs}).data
+        budgets = agent_budgets(a.pk for a in page)
+        context = {"costs": costs, "budgets": budgets}
+        data = AgentOutputSerializer(page, many=True, context=context).data
         return paginator.get_paginated_response(data)
 
     @extend_schema(request=AgentInputSerializer, responses={201: AgentOutputSerializer})

@@ -147,6 +147,10 @@ class AgentOutputSerializer(serializers.ModelSerializer):
         help_text="Names of the secrets set on this agent; values are never returned."
     )
     cost = serializers.SerializerMethodField()
+    budget = serializers.SerializerMethodField(
+        help_text="Limits, spent and remaining: usd_per_run (its latest run), usd_per_day, "
+        "usd_per_month (calendar periods in the studio's TIME_ZONE)."
+    )
     # Blank means the site default; declared so the schema's enum admits it.
     sandbox_backend = serializers.ChoiceField(
         choices=SANDBOX_BACKENDS, allow_blank=True, read_only=True
@@ -154,7 +158,16 @@ class AgentOutputSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Agent
-        fields = ["id", *AGENT_FIELDS, "skills", "secrets", "cost", "created_at", "updated_at"]
+        fields = [
+            "id",
+            *AGENT_FIELDS,
+            "skills",
+            "secrets",
+            "cost",
+            "budget",
+            "created_at",
+            "updated_at",
+        ]
         read_only_fields = fields
 
     @extend_schema_field(CostSerializer)
@@ -165,6 +178,13 @@ class AgentOutputSerializer(serializers.ModelSerializer):
 
         costs = self.context.get("costs") or costs_by_agent([agent.pk])
         return costs[agent.pk].as_dict()
+
+    def get_budget(self, agent: Agent) -> dict:
+        """A list passes `budgets` in the context (three queries for all agents)."""
+        from gateway.selectors import agent_budgets
+
+        budgets = self.context.get("budgets") or agent_budgets([agent.pk])
+        return budgets[agent.pk]
 
     def get_secrets(self, agent: Agent) -> list[str]:
         return [s.name for s in agent.secrets.all()]

@@ -6,10 +6,11 @@ added: the command, seconds, exit code and the load average before and after (ot
 the machine skews every figure). A benchmark that fails is recorded with its error and the
 tail of its output, and this script then exits 1. ``machine`` says where it all ran.
 
-``ingest`` needs PostgreSQL and Redis: DATABASE_URL / REDIS_URL are passed through if set,
-else the local services (postgres://postgres@127.0.0.1:5432/studio, redis://127.0.0.1:6379/0).
-The other benchmarks get neither (they make their own embedded studios; ``load_production``
-makes its own PostgreSQL database and picks an empty Redis database).
+``ingest`` and ``gateway_production`` need PostgreSQL and Redis: DATABASE_URL / REDIS_URL are
+passed through if set, else the local services (postgres://postgres@127.0.0.1:5432/studio,
+redis://127.0.0.1:6379/0). The other benchmarks get neither (they make their own embedded
+studios; ``load_production`` makes its own PostgreSQL database and picks an empty Redis
+database).
 
     .venv/bin/python bench/run_all.py --out bench/results.json [--quick] [--only load,pages]
 """
@@ -38,6 +39,13 @@ BENCHMARKS = {
     "deploy": ("deploy.py", [], ["--runs", "3", "--idle", "5"], False),
     "runtime_overhead": ("runtime_overhead.py", [], ["--runs", "2"], False),
     "ingest": ("ingest.py", [], ["--quick"], True),
+    "gateway": ("gateway.py", [], ["--calls", "100"], False),
+    "gateway_production": (
+        "gateway.py",
+        ["--production"],
+        ["--production", "--calls", "100"],
+        True,
+    ),
     "pages": ("pages.py", [], ["--rounds", "10"], False),
     "load": ("load.py", [], ["--quick"], False),
     "load_production": ("load.py", ["--production"], ["--production", "--quick"], True),

@@ -225,8 +225,34 @@ def load(b: dict) -> list[tuple]:
     ]
 
 
+def gateway(b: dict) -> list[tuple]:
+    m, direct = b["metrics"], b["baseline"]["direct"]["answer"]
+    answer = m["gateway"]["answer"]
+    target = b["targets"]["overhead_p50_ms_max"]
+    return [
+        (
+            f"model call through the gateway ({b.get('mode', 'embedded')}), p50",
+            _ms(answer["p50_ms"]),
+            f"{_ms(direct['p50_ms'])} direct to the scripted model",
+            _x(b["ratio"]),
+            f"overhead < {target} ms",
+            _met(b["meets_target"]),
+        ),
+        (
+            "overhead p50 / p99",
+            f"{m['overhead_p50_ms']} / {m['overhead_p99_ms']} ms",
+            NONE,
+            NONE,
+            NONE,
+            NONE,
+        ),
+    ]
+
+
 ROWS = {
     "deploy": deploy,
+    "gateway": gateway,
+    "gateway_production": gateway,
     "runtime_overhead": runtime_overhead,
     "ingest": ingest,
     "pages": pages,

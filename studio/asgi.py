@@ -74,12 +74,14 @@ django_asgi_app = OneHopASGIHandler()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
+from gateway.asgi import GatewayRouter  # noqa: E402
 from studio.routing import websocket_urlpatterns  # noqa: E402
 from studio.ws_auth import OriginCheck, TokenOrSessionAuthMiddleware  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        # The model gateway's calls are served on the loop, before Django (gateway/asgi.py).
+        "http": GatewayRouter(django_asgi_app),
         "websocket": OriginCheck(TokenOrSessionAuthMiddleware(URLRouter(websocket_urlpatterns))),
     }
 )

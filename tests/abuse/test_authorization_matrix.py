@@ -52,18 +52,22 @@ class Page:
 
 
 class Public:
-    """Open to anyone by design: health, the API schema and its docs page, sign in/out."""
+    """Open to anyone by design: health, sign in/out."""
 
 
 class Ingest:
     """The sandbox → studio log ingest: a per-session HMAC bearer token, no user."""
 
 
+class ModelGateway:
+    """The sandbox → model calls: a per-session credential of their own (docs/gateway.md)."""
+
+
 # Keyed by the resolver's own spelling of each route (regex routes from the DRF router).
 ROUTES = {
     "healthz": Public,
-    "api/schema/": Public,
-    "api/docs/": Public,
+    "api/schema/": Api(None),  # unless API_SCHEMA_PUBLIC
+    "api/docs/": Page(None, ("get",)),
     "api/^agents/$": Api(None),
     "api/^agents/(?P<pk>[0-9a-fA-F-]{36})/$": Api("agent"),
     "api/agents/<uuid:agent_id>/deploy": Api("agent"),
@@ -79,7 +83,9 @@ ROUTES = {
     "api/sessions/<uuid:session_id>/logs": Api("session"),
     "api/sessions/<uuid:session_id>/cancel": Api("session"),
     "api/usage/": Api(None),
+    "api/usage/limits": Api(None),
     "api/internal/logs/append": Ingest,
+    "api/internal/model/<path:path>": ModelGateway,
     "login/": Public,
     "logout/": Public,
     "": Page(None, ("get",)),
@@ -305,6 +311,35 @@ def test_ingest_needs_the_sessions_own_token(victim, other_user, make_agent):
         res = ingest.post("/api/internal/logs/append", body, format="json", **headers)
         assert_error_body(res, status, headers)
         assert_unchanged(before, headers)
+
+
+def test_the_model_gateway_needs_a_live_sessions_own_credential(victim, user):
+    from studio.tokens import model_token, runtime_token
+
+    gateway = Client()
+    url = "/api/internal/model/v1/messages"
+    live = model_token(victim["session"].pk)
+    forged = live[:-4] + ("0000" if not live.endswith("0000") else "1111")
+    user_token = client_for(user)._credentials["HTTP_AUTHORIZATION"]
+    before = snapshot()
+    refusals = [
+        {},
+        {"HTTP_AUTHORIZATION": user_token},  # a user's API token
+        {"HTTP_X_API_KEY": session_token(victim["session"].pk)},  # the ingest token
+        {"HTTP_X_API_KEY": runtime_token(victim["sandbox"].pk)},  # the runtime token
+        {"HTTP_X_API_KEY": forged},
+        {"HTTP_X_API_KEY": model_token(uuid.uuid4())},  # no such session
+    ]
+    for headers in refusals:
+        res = gateway.post(url, "{}", content_type="application/json", **headers)
+        assert res.status_code == 401, headers
+        assert res.json()["error"]["type"] == "authentication_error", headers
+        assert_unchanged(before, headers)
+    victim["sandbox"].status = "stopped"
+    victim["sandbox"].save()
+    res = gateway.post(url, "{}", content_type="application/json", HTTP_X_API_KEY=live)
+    assert res.status_code == 401
+    assert "sandbox is stopped" in res.json()["error"]["message"]
 
 
 # --- WebSockets ------------------------------------------------------------------------

@@ -35,8 +35,12 @@ def _ts(line: dict) -> float:
 
 
 def test_a_sigkilled_studio_restarted_on_its_port_completes_the_run_from_the_spool(
-    scripted_model, start_studio, token
+    scripted_model, start_studio, token, monkeypatch
 ):
+    # The run's model calls go through the studio's gateway (docs/gateway.md): while it is
+    # down they fail to connect, and the CLI retries them with backoff, as it does by
+    # default (ten retries). The suite's usual one retry would give up within a second.
+    monkeypatch.setenv("CLAUDE_CODE_MAX_RETRIES", "8")
     scripted_model.add_script(SCRIPT)
     studio = start_studio()
     api = HttpApi(studio.base, token)

@@ -9,7 +9,9 @@ from __future__ import annotations
 import logging
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
+
+from studio.vendored import vendored_problem
 
 log = logging.getLogger("studio.runstudio")
 
@@ -28,6 +30,12 @@ class Command(BaseCommand):
         parser.add_argument("--concurrency", type=int, default=4)
 
     def handle(self, *args, host: str, port: int, no_worker: bool, concurrency: int, **options):
+        problem = vendored_problem()
+        if problem:
+            raise CommandError(problem)
+        if settings.EMBEDDED and not settings.BACKEND_API_URL_SET:
+            # Sandboxes on this machine post their logs to wherever this process listens.
+            settings.BACKEND_API_URL = served_url(host, port)
         from daphne.server import Server
 
         from studio.asgi import application
@@ -47,6 +55,7 @@ class Command(BaseCommand):
             + f"\n  sign in:  {url}login/\n  admin:    {url}admin/\n  API docs: {url}api/docs/"
             + f"\n  mode:     {'embedded' if settings.EMBEDDED else 'production'}"
             + f", sandboxes: {settings.SANDBOX_BACKEND}"
+            + f"\n  sandboxes reach the studio at BACKEND_API_URL={settings.BACKEND_API_URL}"
         )
         self.stdout.flush()
         try:
@@ -63,3 +72,15 @@ class Command(BaseCommand):
         finally:
             if worker is not None:
                 worker.stop()
+
+
+def served_url(host: str, port: int) -> str:
+    """The URL a sandbox on this machine uses to reach a server bound to host:port (a
+    wildcard address is reached on loopback)."""
+    if host in ("", "0.0.0.0"):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    if ":" in host:
+        host = f"[{host.strip('[]')}]"
+    return f"http://{host}:{port}"

@@ -24,6 +24,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from studio.env import env_int
+from studio.vendored import vendored_problem
 
 log = logging.getLogger("studio.serve")
 
@@ -45,6 +46,9 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, host: str, port: int, processes: int | None, **options):
+        problem = vendored_problem()
+        if problem:
+            raise CommandError(problem)
         count = processes or env_int("WEB_PROCESSES", os.cpu_count() or 1, minimum=1)
         if count < 1:
             raise CommandError("--processes must be at least 1.")
