@@ -286,7 +286,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    "ENUM_NAME_OVERRIDES": {"SandboxBackendEnum": "agents.models.SANDBOX_BACKENDS"},
+    "ENUM_NAME_OVERRIDES": {
+        "SandboxBackendEnum": "agents.models.SANDBOX_BACKENDS",
+        # Sessions and run reports both have a `status` of these choices.
+        "SessionStatusEnum": "agents.models.SessionStatus",
+    },
 }
 
 # Request size: bodies above this are refused before parsing (413).
@@ -382,7 +386,9 @@ LOGGING = {
         "celery": {"level": "WARNING"},
         # The in-memory broker has no host; kombu warns about that on every connection.
         "kombu.connection": {"level": "ERROR"},
-        "axes.apps": {"level": "WARNING"},  # its start banner, in every manage command
+        # Its start banner in every manage command, and three lines per successful sign-in;
+        # failures and lockouts are warnings.
+        "axes": {"level": "WARNING"},
     },
 }
 
