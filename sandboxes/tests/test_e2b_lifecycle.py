@@ -40,9 +40,10 @@ def test_a_sandbox_kept_busy_past_its_create_time_timeout_stays_alive(
     agent_id = create_agent(api, timeout_seconds=600)
     external_id = deploy_ready(api, agent_id)["external_id"]
     double_sandbox = e2b_double.sandboxes[external_id]
-    double_sandbox.end_at = time.time() + 2  # E2B would kill it two seconds from now
+    double_sandbox.end_at = time.time() + 5  # E2B would kill it five seconds from now
+    busy_until = time.time() + 9
 
-    for _ in range(8):
+    while time.time() < busy_until:
         assert exec_(api, agent_id, "echo alive")["stdout"] == "alive\n"
         time.sleep(0.5)
 
