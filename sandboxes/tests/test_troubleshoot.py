@@ -241,3 +241,13 @@ def test_a_python_browser_skill_is_checked_with_pythons_playwright(
         session=session,
     )  # fmt: skip
     api.post(f"/api/agents/{agent_id}/stop")
+
+
+def test_the_address_shown_never_carries_credentials():
+    from sandboxes.services.troubleshoot import _shown
+
+    assert (
+        _shown("https://bot:s3cret@studio.example.com:8443/x")
+        == "https://studio.example.com:8443/x"
+    )
+    assert _shown("http://127.0.0.1:9") == "http://127.0.0.1:9"
