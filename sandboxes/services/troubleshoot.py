@@ -157,6 +157,19 @@ def no_output(*, session, ingest_url: str) -> str:
     )
 
 
+def no_output_runtime_gone(*, sandbox) -> str:
+    """A started run from which nothing arrived, in a sandbox whose runtime is gone."""
+    tail = _runtime_log(sandbox)
+    if tail:
+        log.warning("runtime log of sandbox=%s (last lines):\n%s", sandbox.pk, tail)
+    return (
+        "Agent not writing output: no output arrived within a minute and the sandbox's "
+        f"runtime is not answering (it died, or the sandbox was stopped){_log_hint(tail)}. "
+        "Deploy again; if it keeps happening, read the runtime's log"
+        + ("; its last lines are in the studio's log." if tail else ".")
+    )
+
+
 def _shown(url: str) -> str:
     """The URL without any user:password@ it may carry."""
     parts = urlsplit(url)

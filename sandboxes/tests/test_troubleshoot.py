@@ -251,3 +251,25 @@ def test_the_address_shown_never_carries_credentials():
         == "https://studio.example.com:8443/x"
     )
     assert _shown("http://127.0.0.1:9") == "http://127.0.0.1:9"
+
+
+def test_a_silent_run_whose_runtime_is_gone_says_so(
+    live_studio, scripted_model, api, local, settings
+):
+    from sandboxes.backends import get_backend
+
+    agent_id = create_agent(api)
+    box = deploy_ready(api, agent_id)
+    settings.BACKEND_API_URL = "http://127.0.0.1:9"  # so that no line arrives meanwhile
+    res = api.post(f"/api/agents/{agent_id}/execute", {"prompt": "hello"}, format="json")
+    session_id = res.json()["session_id"]
+    wait_for(
+        lambda: Session.objects.get(pk=session_id).status in ("starting", "running"),
+        what="the run handed over",
+    )
+    Session.objects.filter(pk=session_id).update(started_at=timezone.now() - timedelta(minutes=2))
+    get_backend("local").kill(box["external_id"])  # the runtime dies under the run
+    assert sessions_diagnose_silent() == 1
+    error = Session.objects.get(pk=session_id).error
+    assert error.startswith("Agent not writing output"), error
+    assert "runtime is not answering" in error and "Deploy again" in error
