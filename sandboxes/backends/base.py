@@ -164,3 +164,9 @@ class SandboxBackend(abc.ABC):
         diagnosing a runtime that never answered; "" when the backend keeps none. Operators
         read it in the studio's log: it may name host paths, so it is not shown to users."""
         return ""
+
+    def limits_hit(self, external_id: str) -> list[str]:
+        """Which of the sandbox's resource limits it has run into ("pids", "memory",
+        "disk"), as far as the provider can tell; readable until kill. [] if none or
+        unknown."""
+        return []

@@ -12,11 +12,13 @@ Nothing here reads Django settings: a factory passes the configuration in.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import logging
 import posixpath
 import shlex
 import threading
 from collections.abc import Callable, Iterator
+from urllib.parse import urlsplit
 
 import httpx
 from e2b import (
@@ -35,6 +37,7 @@ from e2b import (
     TimeoutException,
 )
 from e2b.connection_config import ConnectionConfig
+from e2b.sandbox.network import ALL_TRAFFIC
 
 from sandboxes.backends.base import (
     MAX_OUTPUT_BYTES,
@@ -52,6 +55,7 @@ from sandboxes.backends.base import (
     SandboxHandle,
     SandboxInfo,
 )
+from sandboxes.backends.local_net import BLOCKED
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +83,7 @@ class E2BBackend(SandboxBackend):
         sandbox_scheme: str = "https",
         host_resolver: Callable[[str], str] | None = None,
         max_output_bytes: int = MAX_OUTPUT_BYTES,
+        studio_urls: Callable[[], tuple[str, ...]] = tuple,
     ):
         """`sandbox_scheme` and `host_resolver` exist for the local double (tests): in
         production a sandbox port is `https://{port}-{id}.{domain}`, which needs wildcard DNS;
@@ -90,6 +95,7 @@ class E2BBackend(SandboxBackend):
         self.sandbox_scheme = sandbox_scheme
         self.host_resolver = host_resolver
         self.max_output_bytes = max_output_bytes
+        self.studio_urls = studio_urls  # reachable under every network policy
         # Debug mode is pinned off: E2B_DEBUG in the environment would make the SDK skip the
         # control plane. Options left as None fall back to the SDK defaults (e2b.app).
         self._opts = {
@@ -123,6 +129,7 @@ class E2BBackend(SandboxBackend):
                 timeout=spec.timeout_seconds,
                 metadata=metadata,
                 envs=dict(spec.env),
+                **network_options(spec, self.studio_urls()),
                 **self._opts,
             )
         self._remember(sbx)
@@ -380,3 +387,20 @@ class _Capped:
 
     def text(self) -> str:
         return "".join(self.parts)
+
+
+def network_options(spec: CreateSpec, studio_urls) -> dict:
+    """The agent's network policy as E2B's own egress controls (`Sandbox.create(network=)`,
+    enforced by E2B outside the VM). `open`: the public internet, minus the IPv4 ranges a
+    local sandbox never reaches; `allowlist`: the listed domains (E2B matches `*.domain`
+    like we do) and the studio's hosts, everything else denied; `none`: the studio's hosts
+    only. What E2B cannot express is in docs/security.md (IPv6 ranges, deny by domain)."""
+    studio_hosts = [h for h in (urlsplit(u).hostname for u in studio_urls) if h]
+    if spec.network_policy == "open":
+        v4 = [n for n in BLOCKED if ipaddress.ip_network(n).version == 4]
+        return {"network": {"deny_out": v4}}
+    allowed = list(spec.network_allowlist) if spec.network_policy == "allowlist" else []
+    allowed = list(dict.fromkeys([*allowed, *studio_hosts]))
+    if not allowed:
+        return {"allow_internet_access": False}
+    return {"network": {"allow_out": allowed, "deny_out": [ALL_TRAFFIC]}}
