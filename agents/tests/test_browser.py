@@ -202,6 +202,12 @@ def _scenario(browser, studio: str, *, theirs_id, token: str, shots: Path) -> No
         # The agent page lists the session; the screenshot shows it.
         page.goto(f"{studio}/agents/{agent_id}/")
         page.wait_for_selector(f"tr[data-session='{session_id}'] .badge-completed")
+        # The guide's skill (the form's example) needs Playwright, which a fresh local
+        # workspace lacks: the row says so, and how to add it, as the API does.
+        error = api.get(f"{studio}/api/sessions/{session_id}/").json()["error"]
+        assert error.startswith("Browser automation not working"), error
+        row_note = page.inner_text(f"tr[data-session='{session_id}'] .session-error")
+        assert row_note == error
         page.wait_for_selector("#files-rows a:has-text('notes.txt')")
         page.fill("#exec-command", "ls -la")
         page.click("#exec-form button")

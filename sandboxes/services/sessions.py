@@ -247,11 +247,7 @@ def _silence_cause(session: Session) -> str:
     try:
         client.health()
     except RuntimeUnavailable:
-        return (
-            "Agent not writing output: no output arrived within a minute and the sandbox's "
-            "runtime is not answering (it died, or the sandbox was stopped). Deploy again; "
-            "if it keeps happening, look at the runtime's log in the studio's log."
-        )
+        return troubleshoot.no_output_runtime_gone(sandbox=sandbox)
     with contextlib.suppress(RuntimeUnavailable):
         client.cancel(session.pk)
     return troubleshoot.no_output(

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import re
 import shlex
+from urllib.parse import urlsplit, urlunsplit
 
 from django.conf import settings
 
@@ -134,7 +135,10 @@ def no_output(*, session, ingest_url: str) -> str:
     """A started run from which no line arrived: name the address the sandbox was given and
     say whether it can reach it, from inside the sandbox."""
     sandbox = session.sandbox
-    given = f"BACKEND_API_URL={settings.BACKEND_API_URL} (the sandbox posts to {ingest_url})"
+    given = (
+        f"BACKEND_API_URL={_shown(settings.BACKEND_API_URL)} "
+        f"(the sandbox posts to {_shown(ingest_url)})"
+    )
     reach = _reachability(sandbox, settings.BACKEND_API_URL.rstrip("/") + "/healthz")
     if reach.startswith("unreachable"):
         cause = f"the sandbox cannot reach the studio at {given}: {reach.partition(':')[2].strip()}"
@@ -151,6 +155,30 @@ def no_output(*, session, ingest_url: str) -> str:
         "reach (E2B sandboxes need a public https URL; local ones the address the studio "
         "listens on, which runstudio sets by itself), restart the studio and run again."
     )
+
+
+def no_output_runtime_gone(*, sandbox) -> str:
+    """A started run from which nothing arrived, in a sandbox whose runtime is gone."""
+    tail = _runtime_log(sandbox)
+    if tail:
+        log.warning("runtime log of sandbox=%s (last lines):\n%s", sandbox.pk, tail)
+    return (
+        "Agent not writing output: no output arrived within a minute and the sandbox's "
+        f"runtime is not answering (it died, or the sandbox was stopped){_log_hint(tail)}. "
+        "Deploy again; if it keeps happening, read the runtime's log"
+        + ("; its last lines are in the studio's log." if tail else ".")
+    )
+
+
+def _shown(url: str) -> str:
+    """The URL without any user:password@ it may carry."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def _reachability(sandbox, url: str) -> str:

@@ -4,6 +4,7 @@ the run's log and the agent page."""
 
 from __future__ import annotations
 
+import contextlib
 import html
 import re
 from datetime import timedelta
@@ -17,6 +18,7 @@ from agents.models import Session
 from sandboxes.backends import override_backend
 from sandboxes.backends.local import LocalBackend
 from sandboxes.models import Sandbox
+from sandboxes.runtime_client import RuntimeClient, RuntimeUnavailable
 from sandboxes.services.sessions import sessions_diagnose_silent
 from sandboxes.tests.conftest import create_agent, host_ca_env
 from sandboxes.tests.flow import all_lines, deploy_ready, session_done, wait_for
@@ -241,3 +243,39 @@ def test_a_python_browser_skill_is_checked_with_pythons_playwright(
         session=session,
     )  # fmt: skip
     api.post(f"/api/agents/{agent_id}/stop")
+
+
+def test_the_address_shown_never_carries_credentials():
+    from sandboxes.services.troubleshoot import _shown
+
+    assert (
+        _shown("https://bot:s3cret@studio.example.com:8443/x")
+        == "https://studio.example.com:8443/x"
+    )
+    assert _shown("http://127.0.0.1:9") == "http://127.0.0.1:9"
+
+
+def test_a_silent_run_whose_runtime_is_gone_says_so(
+    live_studio, scripted_model, api, local, settings
+):
+    from sandboxes.backends import get_backend
+
+    agent_id = create_agent(api)
+    box = deploy_ready(api, agent_id)
+    settings.BACKEND_API_URL = "http://127.0.0.1:9"  # so that no line arrives meanwhile
+    res = api.post(f"/api/agents/{agent_id}/execute", {"prompt": "hello"}, format="json")
+    session_id = res.json()["session_id"]
+    client = RuntimeClient(Sandbox.objects.get(pk=box["id"]))
+
+    def accepted():
+        with contextlib.suppress(RuntimeUnavailable):
+            return client.session(session_id)
+
+    wait_for(accepted, what="the runtime to accept the run")
+    Session.objects.filter(pk=session_id).update(started_at=timezone.now() - timedelta(minutes=2))
+    get_backend("local").kill(box["external_id"])  # the runtime dies under the run
+    found = Session.objects.get(pk=session_id)
+    assert sessions_diagnose_silent() == 1, (found.status, found.last_seq, found.error)
+    error = Session.objects.get(pk=session_id).error
+    assert error.startswith("Agent not writing output"), error
+    assert "runtime is not answering" in error and "Deploy again" in error
