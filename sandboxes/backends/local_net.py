@@ -265,6 +265,7 @@ def start(
     BackendError if anything fails, with nothing left behind."""
     if policy not in POLICIES:
         raise BackendError(f"Unknown network policy {policy!r}; use one of {POLICIES}.")
+    _reap()
     ports, remote_hosts = studio_channel(studio_urls)
     # A studio that is not on loopback is reached like any other host: through the proxy
     # when the policy does not let the jail out directly.
@@ -365,6 +366,14 @@ def load(state_path: Path) -> dict | None:
         return json.loads(Path(state_path).read_text())
     except (FileNotFoundError, ValueError):
         return None
+
+
+def _reap() -> None:
+    """Collect helpers of ours that another process stopped (kill may run anywhere)."""
+    with _children_lock:
+        for pid, proc in list(_children.items()):
+            if proc.poll() is not None:
+                del _children[pid]
 
 
 def free_port(host: str = "127.0.0.1") -> int:
