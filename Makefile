@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: run setup test lint format bench static clean
+.PHONY: run setup test lint format bench static clean e2b-check
 
 run: setup
 	$(BIN)/python manage.py runstudio --host $(HOST) --port $(PORT)
@@ -34,6 +34,11 @@ lint: $(VENV)/.installed
 format: $(VENV)/.installed
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# Opt-in, against E2B's cloud with your key (a few cents): build → deploy → exec → prompt →
+# pause → resume → stop, each step timed. See README "Running on E2B".
+e2b-check: $(VENV)/.installed
+	$(BIN)/python scripts/e2b_check.py
 
 bench: $(VENV)/.installed
 	$(BIN)/python bench/run_all.py --out bench/results.json

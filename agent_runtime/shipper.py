@@ -5,9 +5,12 @@ studio outage, or the death of this process, loses nothing: whoever opens the sp
 same run, or the server after a restart) resends what the studio has not acknowledged.
 Lines are numbered from 1 without gaps and sent in batches: a batch leaves once its oldest
 line has waited ``linger`` seconds (~50 ms) or it is full. Connection errors, 5xx, 408 and 429
-are retried with exponential backoff and jitter; any other 4xx means we sent something wrong,
-so the batch is set aside in ``rejected.jsonl`` and reported as an ``error`` line rather than
-retried forever.
+are retried with exponential backoff and jitter (the spool keeps them meanwhile); any other
+4xx means we sent something wrong, so it is never retried as it was. A batch refused for its
+content (400, 413, 422) is resent in halves, so one bad line (JSON the studio will not take,
+a report it refuses) is isolated in a few requests and the good lines around it still land;
+a single refused line, or a batch refused for who sent it (401, 403, 404, 409: the token is
+wrong or has ended), is set aside in ``rejected.jsonl`` and reported as an ``error`` line.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from .render import red
 from .state import SessionDir, now_iso
 
 RETRY_STATUSES = frozenset({408, 429})
+# Refusals of what a batch holds: worth resending in halves to find the line at fault.
+SPLIT_STATUSES = frozenset({400, 413, 422})
 
 
 @functools.cache
@@ -61,6 +66,7 @@ class Shipper:
         self._first_pending_at = time.monotonic() if self._pending else 0.0
         self._closing = False
         self._give_up_at: float | None = None
+        self._cap = max_lines  # lines per batch: halved while a refused batch is narrowed down
         self._client = httpx.Client(timeout=request_timeout, verify=ssl_context())
         self._thread = threading.Thread(target=self._run, name="shipper", daemon=True)
 
@@ -129,10 +135,14 @@ class Shipper:
             outcome, detail = self._post(batch)
             if outcome == "ok":
                 attempt = 0
+                self._cap = min(self.max_lines, self._cap * 2)
                 self._settle(batch)
             elif outcome == "rejected":
                 attempt = 0
-                self._reject(batch, detail)
+                if detail[0] in SPLIT_STATUSES and len(batch) > 1:
+                    self._cap = len(batch) // 2  # resend the first half, then the rest
+                else:
+                    self._reject(batch, detail)
             else:
                 attempt += 1
                 delay = min(self.backoff_cap, self.backoff_base * 2 ** (attempt - 1))
@@ -152,11 +162,11 @@ class Shipper:
                     self._cond.wait(0.5)
                     continue
                 waited = time.monotonic() - self._first_pending_at
-                if self._closing or waited >= self.linger or len(self._pending) >= self.max_lines:
+                if self._closing or waited >= self.linger or len(self._pending) >= self._cap:
                     break
                 self._cond.wait(self.linger - waited)
             batch, size = [], 0
-            for record in self._pending[: self.max_lines]:
+            for record in self._pending[: self._cap]:
                 size += len(record["text"]) + len(json.dumps(record["data"]))
                 if batch and size > self.max_bytes:
                     break

@@ -167,7 +167,8 @@ class BoundedJSONParser(JSONParser):
 
 
 class IngestJSONParser(JSONParser):
-    """DRF's JSON parser, read through ``loads``."""
+    """DRF's JSON parser, read through ``loads``. The ingest view reads its raw body itself
+    (the token is checked first); this names the media type for the schema."""
 
     def parse(self, stream, media_type=None, parser_context=None):
         try:

@@ -79,7 +79,7 @@ def session_id_candidates(body: bytes) -> Iterator[uuid.UUID]:
 
 
 def parse_session_id(body: Any) -> uuid.UUID:
-    """The batch's session id; checked first because the bearer token is bound to it."""
+    """The batch's session id (the view then insists it is the one the token matched)."""
     if not isinstance(body, dict):
         raise ValidationFailed("The body must be a JSON object.")
     try:

@@ -11,6 +11,7 @@ from math import inf
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from agents.models import FINAL_SESSION_STATUSES, Session, SessionStatus
@@ -89,19 +90,13 @@ def ingest_authenticate(*, authorization: str, body: bytes) -> uuid.UUID:
     raise Forbidden("This token does not grant access to that session.")
 
 
-def ingest_authorize(*, session_id, token: str) -> None:
-    """Forbidden (403) unless ``token`` is this session's token."""
-    if not tokens.session_token_matches(session_id, token):
-        raise Forbidden("This token does not grant access to that session.")
-
-
 def _check_open(session: Session) -> None:
     """Conflict (409) once a session's token has ended: its sandbox is gone (stopped, failed,
     expired), or the session has been final for longer than INGEST_GRACE."""
-    sandbox = session.sandbox
-    if sandbox is not None and sandbox.status not in LIVE_SANDBOX_STATUSES:
+    status = session.sandbox_status  # annotated by _append
+    if status is not None and status not in LIVE_SANDBOX_STATUSES:
         raise Conflict(
-            f"The session's sandbox is {sandbox.status}: its ingest token has ended.",
+            f"The session's sandbox is {status}: its ingest token has ended.",
             code="SandboxStopped",
         )
     if session.is_final and (
@@ -139,9 +134,10 @@ def _append(batch: AppendBatch) -> AppendResult:
     try:
         # Appends for one session serialise on its row lock, so the duplicate check below is
         # exact and concurrent status/last_seq updates cannot interleave.
-        # The sandbox comes along in the same query (not locked) for _check_open.
-        sessions = Session.objects.select_for_update(of=("self",)).select_related("sandbox")
-        session = sessions.get(pk=batch.session_id)
+        # The sandbox's status comes along in the same query (its row not locked), for
+        # _check_open: one column, not the whole row.
+        sessions = Session.objects.select_for_update(of=("self",))
+        session = sessions.annotate(sandbox_status=F("sandbox__status")).get(pk=batch.session_id)
     except Session.DoesNotExist:
         raise NotFound("Session not found.") from None
     _check_open(session)
@@ -328,7 +324,9 @@ def _touch_sandbox(session: Session) -> None:
 def studio_line_append(*, session: Session, kind: str, text: str) -> LogLine:
     """Append a line written by the studio itself (why a run failed, was cancelled), after
     the session's last line. Call it under the session's row lock, and only once nothing
-    more can arrive from the sandbox: a later sandbox line with the same seq is dropped."""
+    more can arrive from the sandbox: a later sandbox line with the same seq is dropped.
+    Redacted like any line: the reason may quote what the sandbox or its runtime said."""
+    text = session_redactor(session).text(text)
     line = LogLine.objects.create(
         session=session,
         seq=session.last_seq + 1,

@@ -38,6 +38,11 @@ class SandboxAdmin(admin.ModelAdmin):
         "stopped_at",
         "last_activity_at",
         "expires_at",
+        "provider_timeout_at",
+        "vcpus",
+        "memory_mb",
+        "paused_at",
+        "paused_seconds",
         "cost_per_second",
         "cost",
     ]

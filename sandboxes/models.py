@@ -8,6 +8,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from agents.models import SANDBOX_BACKENDS
+from sandboxes import pricing
 
 
 class SandboxStatus(models.TextChoices):
@@ -44,12 +45,22 @@ class Sandbox(models.Model):
     # `creating`. Only a redelivery of that same task may take a `creating` row over: a
     # second task queued for it (by the stalled-deploy sweep) leaves it alone.
     provision_claim = models.CharField(max_length=64, blank=True, editable=False)
+    # Size, as the provider reports it (E2B's cpuCount / memoryMB), and the USD/second it is
+    # billed at, fixed when the size is known (sandboxes.pricing has the price table).
+    vcpus = models.PositiveSmallIntegerField(null=True, blank=True)
+    memory_mb = models.PositiveIntegerField(null=True, blank=True)
     cost_per_second = models.DecimalField(max_digits=12, decimal_places=8, default=0)
+    # Paused time costs no compute: the seconds of past pauses, and when the current began.
+    paused_seconds = models.FloatField(default=0)
+    paused_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     ready_at = models.DateTimeField(null=True, blank=True)
     stopped_at = models.DateTimeField(null=True, blank=True)
     last_activity_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField(null=True, blank=True)
+    # When the provider will kill the sandbox unless told otherwise, as last asked for by
+    # the keep-alive (sandboxes.services.activity); null until the first extension.
+    provider_timeout_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -73,14 +84,10 @@ class Sandbox(models.Model):
 
     @property
     def uptime_seconds(self) -> float:
-        start = self.ready_at or self.created_at
-        if start is None:
-            return 0.0
-        end = self.stopped_at or timezone.now()
-        return max(0.0, (end - start).total_seconds())
+        """The billed seconds: from creation to stop, not counting paused time."""
+        return pricing.billed_seconds(self)
 
     @property
     def cost_usd(self) -> Decimal:
-        """Sandbox seconds times the rate in force when it was created."""
-        seconds = Decimal(str(round(self.uptime_seconds, 3)))
-        return (seconds * Decimal(str(self.cost_per_second))).quantize(Decimal("0.000001"))
+        """What the sandbox has cost so far (see sandboxes.pricing)."""
+        return pricing.sandbox_cost(self)

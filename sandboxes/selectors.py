@@ -38,8 +38,9 @@ def latest_sandbox(agent) -> Sandbox | None:
 
 
 def costs_by_agent(agent_ids) -> dict:
-    """{agent_id: Cost}: model cost from each session's result plus sandbox seconds times
-    the sandbox's rate. Two queries whatever the number of agents."""
+    """{agent_id: Cost}: model cost from each session's result plus each sandbox's cost
+    (sandboxes.pricing). Two queries whatever the number of agents. The API and the agents
+    page both show these figures."""
     agent_ids = list(agent_ids)
     model = {
         row["agent_id"]: row
@@ -49,7 +50,7 @@ def costs_by_agent(agent_ids) -> dict:
     }
     sandbox: dict = {}
     for box in Sandbox.objects.filter(agent_id__in=agent_ids).only(
-        "agent_id", "created_at", "ready_at", "stopped_at", "cost_per_second"
+        "agent_id", "created_at", "stopped_at", "cost_per_second", "paused_seconds", "paused_at"
     ):
         sandbox[box.agent_id] = sandbox.get(box.agent_id, Decimal(0)) + box.cost_usd
     return {
@@ -60,11 +61,3 @@ def costs_by_agent(agent_ids) -> dict:
         )
         for agent_id in agent_ids
     }
-
-
-def session_sandbox_cost(session) -> Decimal:
-    """The share of the sandbox's cost spent while this session ran."""
-    if session.sandbox is None or session.duration_seconds is None:
-        return Decimal(0)
-    seconds = Decimal(str(round(session.duration_seconds, 3)))
-    return (seconds * Decimal(str(session.sandbox.cost_per_second))).quantize(CENT)

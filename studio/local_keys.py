@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
 import secrets
@@ -31,3 +33,8 @@ def load_or_create_local_keys(path: Path) -> dict[str, str]:
             return json.loads(path.read_text())
         os.replace(tmp, path)
     return keys
+
+
+def install_id_from(secret: str) -> str:
+    """A stable, non-secret install id derived from one of the install's own secrets."""
+    return hmac.new(secret.encode(), b"agent-studio install id", hashlib.sha256).hexdigest()[:16]

@@ -24,7 +24,7 @@ from studio.env import (
     env_list,
     env_str,
 )
-from studio.local_keys import load_or_create_local_keys
+from studio.local_keys import install_id_from, load_or_create_local_keys
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("STUDIO_DATA_DIR", str(BASE_DIR / "data"))).resolve()
@@ -54,7 +54,10 @@ else:
         )
     if len(SECRET_KEY) < 50:
         raise ConfigError("SECRET_KEY must be at least 50 characters long.")
-    STUDIO_INSTALL_ID = env_str("STUDIO_INSTALL_ID", "default")
+    # Which provider sandboxes are this install's (E2B metadata `install_id`): reconcile kills
+    # only those. Unset, it is derived from INTERNAL_API_KEY, which is stable for the life of
+    # an install; two installs sharing one E2B team must not share that key (or set this).
+    STUDIO_INSTALL_ID = env_str("STUDIO_INSTALL_ID") or install_id_from(INTERNAL_API_KEY)
 
 ALLOWED_HOSTS = env_list(
     "ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]", "testserver"] if EMBEDDED else []
@@ -283,7 +286,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    "ENUM_NAME_OVERRIDES": {"SandboxBackendEnum": "agents.models.SANDBOX_BACKENDS"},
+    "ENUM_NAME_OVERRIDES": {
+        "SandboxBackendEnum": "agents.models.SANDBOX_BACKENDS",
+        # Sessions and run reports both have a `status` of these choices.
+        "SessionStatusEnum": "agents.models.SessionStatus",
+    },
 }
 
 # Request size: bodies above this are refused before parsing (413).
@@ -317,9 +324,34 @@ SANDBOX_NET_UID = env_int("SANDBOX_NET_UID", 64900, minimum=1000)
 # How long a deploy waits for the sandbox's runtime to answer /health. A runtime starts in
 # well under a second on an idle machine, but twenty deploys at once on two cores take longer.
 SANDBOX_READY_TIMEOUT_SECONDS = env_int("SANDBOX_READY_TIMEOUT_SECONDS", 120, minimum=1)
+# An idle sandbox is paused (files, HOME and memory kept; no compute billed) when its backend
+# can pause, and resumed by the next use; off: it is stopped as before.
+SANDBOX_PAUSE_WHEN_IDLE = env_bool("SANDBOX_PAUSE_WHEN_IDLE", True)
 SANDBOX_MAX_LIFETIME_SECONDS = env_int("SANDBOX_MAX_LIFETIME_SECONDS", 24 * 3600, minimum=60)
-SANDBOX_COST_PER_SECOND = env_float(
-    "SANDBOX_COST_PER_SECOND", 0.00015 if SANDBOX_BACKEND == "e2b" else 0.0, minimum=0
+# E2B: the provider's own timeout is only a dead man's switch. Every activity pushes it out
+# (at most once per E2B_KEEPALIVE_SECONDS per sandbox), never past E2B_MAX_TIMEOUT_SECONDS
+# from now: the plan's maximum (Hobby: 3600 s), so a crashed studio leaks nothing longer.
+E2B_MAX_TIMEOUT_SECONDS = env_int("E2B_MAX_TIMEOUT_SECONDS", 3600, minimum=60)
+E2B_KEEPALIVE_SECONDS = env_int("E2B_KEEPALIVE_SECONDS", 30, minimum=0)
+# How many sandboxes the E2B plan runs at once (Hobby 20, Pro 100): deploys past it get 429.
+E2B_MAX_SANDBOXES = env_int("E2B_MAX_SANDBOXES", 20, minimum=1)
+# The size a sandbox is billed at when the provider does not say (the template's build size).
+E2B_SANDBOX_VCPUS = env_int("E2B_SANDBOX_VCPUS", 2, minimum=1)
+E2B_SANDBOX_MEMORY_MB = env_int("E2B_SANDBOX_MEMORY_MB", 2048, minimum=128)
+# Sandbox prices per second of size (see sandboxes/pricing.py, the one home of the sum):
+# E2B's published prices by default; local sandboxes cost nothing unless set.
+SANDBOX_PRICES = {
+    "e2b": {
+        "vcpu_second": env_float("E2B_PRICE_PER_VCPU_SECOND", 0.000014, minimum=0),
+        "gib_second": env_float("E2B_PRICE_PER_GIB_SECOND", 0.0000045, minimum=0),
+    },
+    # Local sandboxes report no size: a flat price per second, if any.
+    "local": {"second": env_float("LOCAL_COST_PER_SECOND", 0.0, minimum=0)},
+}
+# A flat USD/second for every sandbox instead of the size-based price (unset: by size).
+_FLAT_COST = env_str("SANDBOX_COST_PER_SECOND")
+SANDBOX_COST_PER_SECOND = (
+    env_float("SANDBOX_COST_PER_SECOND", 0.0, minimum=0) if _FLAT_COST else None
 )
 SANDBOX_MAX_LIVE_PER_USER = env_int("SANDBOX_MAX_LIVE_PER_USER", 5, minimum=1)
 SESSION_TIMEOUT_SECONDS = env_int("SESSION_TIMEOUT_SECONDS", 1800, minimum=10)
@@ -354,7 +386,9 @@ LOGGING = {
         "celery": {"level": "WARNING"},
         # The in-memory broker has no host; kombu warns about that on every connection.
         "kombu.connection": {"level": "ERROR"},
-        "axes.apps": {"level": "WARNING"},  # its start banner, in every manage command
+        # Its start banner in every manage command, and three lines per successful sign-in;
+        # failures and lockouts are warnings.
+        "axes": {"level": "WARNING"},
     },
 }
 

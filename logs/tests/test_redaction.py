@@ -268,3 +268,16 @@ def test_a_credential_the_studio_starts_handing_out_is_masked_once_minted(
     session = make_session()
     assert redactor_for_session(session).text(f"key gw-{session.pk}-credential") == "key ***"
     assert f"gw-{session.pk}-credential" in sandbox_credentials(session_id=session.pk)
+
+
+def test_a_line_the_studio_writes_is_redacted_too(agent, make_session):
+    from logs.services import studio_line_append
+
+    secret = Secret(agent=agent, name="API_TOKEN")
+    secret.set_value(SECRET)
+    secret.save()
+    session = make_session()
+    b64 = base64.b64encode(SECRET.encode()).decode()
+    line = studio_line_append(session=session, kind="error", text=f"runtime said {b64}")
+    assert SECRET not in line.text and b64 not in line.text and "***" in line.text
+    assert LogLine.objects.get(pk=line.pk).text == line.text

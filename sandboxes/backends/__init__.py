@@ -58,6 +58,7 @@ def _build(name: str) -> SandboxBackend:
             template_id=settings.E2B_TEMPLATE_ID,
             install_id=settings.STUDIO_INSTALL_ID,
             domain=settings.E2B_DOMAIN or None,
+            max_timeout_seconds=settings.E2B_MAX_TIMEOUT_SECONDS,
             studio_urls=_studio_urls,
         )
     raise BackendError(f"Unknown sandbox backend {name!r}.", code="UnknownBackend")

@@ -70,12 +70,23 @@ class CreateSpec:
     network_allowlist: tuple[str, ...] = ()
 
 
+class PlanLimitExceeded(BackendError):
+    """The provider refused because of the account's plan (a timeout over its maximum, too
+    many sandboxes at once). `message` carries the provider's own words; the API answers 429."""
+
+    def __init__(self, message: str):
+        super().__init__(message, code="SandboxPlanLimit")
+
+
 @dataclass(frozen=True)
 class SandboxHandle:
-    """A running sandbox as the provider knows it."""
+    """A running sandbox as the provider knows it, with its size when the provider says
+    (what it is billed at; see sandboxes.pricing)."""
 
     external_id: str
     runtime_url: str  # base URL of agent_runtime, e.g. http://127.0.0.1:41234
+    vcpus: int | None = field(default=None, compare=False)
+    memory_mb: int | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -150,6 +161,16 @@ class SandboxBackend(abc.ABC):
     @abc.abstractmethod
     def set_timeout(self, external_id: str, seconds: int) -> None:
         """Ask the provider to kill the sandbox `seconds` from now unless extended again."""
+
+    def callback_url_problem(self, url: str) -> str | None:
+        """Why a sandbox of this backend could not reach the studio at `url` (the
+        BACKEND_API_URL it ships logs to), or None if it can."""
+        return None
+
+    def pause(self, external_id: str) -> bool:
+        """Freeze the sandbox, keeping its files and memory; the next `connect` resumes it.
+        Returns False if this backend cannot pause (the caller then stops it instead)."""
+        return False
 
     @abc.abstractmethod
     def kill(self, external_id: str) -> None:

@@ -6,6 +6,16 @@ cannot see per-sandbox environment variables, so right after create the backend 
 sandbox's runtime token to that file; the runtime refuses requests until it exists. The token
 never goes into metadata, which anyone holding the API key can list.
 
+Environment parity: E2B applies a template's Dockerfile ENV (the venv's PATH,
+PLAYWRIGHT_BROWSERS_PATH) to the start command only, not to `commands.run`
+(e2b-dev/infra#2268). envd lists the start command, tagged, with that environment as its
+envs, so the backend reads it once per sandbox and gives every command it runs the same
+variables the agent's runtime has (the call's own env on top).
+
+Timeouts: E2B kills a sandbox `timeout` seconds after creation unless `set_timeout` moves
+that. Here it is never asked for more than `max_timeout_seconds` (the plan's maximum): the
+studio extends it on activity (sandboxes.services.activity), so it is a dead man's switch.
+
 Nothing here reads Django settings: a factory passes the configuration in.
 """
 
@@ -15,6 +25,7 @@ import contextlib
 import ipaddress
 import logging
 import posixpath
+import re
 import shlex
 import threading
 from collections.abc import Callable, Iterator
@@ -33,6 +44,7 @@ from e2b import (
     SandboxNotFoundException,
     SandboxNotRunningException,
     SandboxQuery,
+    SandboxState,
     SandboxUnreachableException,
     TimeoutException,
 )
@@ -50,6 +62,7 @@ from sandboxes.backends.base import (
     ExecResult,
     FileNotFoundInSandbox,
     PathOutsideWorkspace,
+    PlanLimitExceeded,
     SandboxBackend,
     SandboxGone,
     SandboxHandle,
@@ -65,6 +78,8 @@ RUNTIME_LOG = f"{TOKEN_DIR}/runtime.log"  # written by the template's start comm
 BUILD_HINT = "Build it with `python manage.py build_template` and set E2B_TEMPLATE_ID."
 # How long the quick housekeeping commands (token provisioning, realpath) may take.
 HOUSEKEEPING_TIMEOUT = 30
+# The marker of our template's start command (it is what sets RUNTIME_TOKEN_FILE).
+START_CMD_MARKER = "agent_runtime"
 
 
 class E2BBackend(SandboxBackend):
@@ -83,11 +98,16 @@ class E2BBackend(SandboxBackend):
         sandbox_scheme: str = "https",
         host_resolver: Callable[[str], str] | None = None,
         max_output_bytes: int = MAX_OUTPUT_BYTES,
+        max_timeout_seconds: int = 3600,
+        list_page_size: int = 100,
+        studio_on_sandbox_network: bool = False,
         studio_urls: Callable[[], tuple[str, ...]] = tuple,
     ):
-        """`sandbox_scheme` and `host_resolver` exist for the local double (tests): in
-        production a sandbox port is `https://{port}-{id}.{domain}`, which needs wildcard DNS;
-        the double maps that host name to the loopback port it publishes the port on."""
+        """`sandbox_scheme`, `host_resolver` and `studio_on_sandbox_network` exist for the
+        local double (tests): in production a sandbox port is `https://{port}-{id}.{domain}`,
+        which needs wildcard DNS, and a sandbox runs in E2B's cloud, far from the studio's
+        loopback; the double maps that host name to the loopback port it publishes the port
+        on, and its sandboxes share the host's network."""
         self.api_key = api_key or ""
         self.template_id = template_id
         self.install_id = install_id
@@ -95,6 +115,9 @@ class E2BBackend(SandboxBackend):
         self.sandbox_scheme = sandbox_scheme
         self.host_resolver = host_resolver
         self.max_output_bytes = max_output_bytes
+        self.max_timeout_seconds = max_timeout_seconds
+        self.list_page_size = list_page_size
+        self.studio_on_sandbox_network = studio_on_sandbox_network
         self.studio_urls = studio_urls  # reachable under every network policy
         # Debug mode is pinned off: E2B_DEBUG in the environment would make the SDK skip the
         # control plane. Options left as None fall back to the SDK defaults (e2b.app).
@@ -108,9 +131,30 @@ class E2BBackend(SandboxBackend):
         }
         self._opts = {k: v for k, v in self._opts.items() if v is not None}
         self._sandboxes: dict[str, Sandbox] = {}
+        self._start_envs: dict[str, dict[str, str]] = {}
         self._lock = threading.Lock()
 
     # --- lifecycle -------------------------------------------------------------------
+
+    def callback_url_problem(self, url: str) -> str | None:
+        """An E2B sandbox runs in E2B's cloud: it cannot reach a loopback, private or
+        link-local address, nor a name without a dot, of the studio's network."""
+        if self.studio_on_sandbox_network:
+            return None
+        host = (urlsplit(url).hostname or "").rstrip(".").lower()
+        try:
+            address = ipaddress.ip_address(host)
+            local = not address.is_global
+        except ValueError:
+            local = host in ("", "localhost") or host.endswith(".localhost") or "." not in host
+        if not local:
+            return None
+        return (
+            f"BACKEND_API_URL is {url!r}, which an E2B sandbox cannot reach: sandboxes run in "
+            "E2B's cloud and send their logs to that address. Set BACKEND_API_URL to the "
+            "studio's public URL (for example https://studio.example.com), or use the local "
+            "sandbox backend (SANDBOX_BACKEND=local)."
+        )
 
     def create(self, spec: CreateSpec) -> SandboxHandle:
         """Boot the template tagged with this install, the agent and our sandbox row, then
@@ -126,7 +170,7 @@ class E2BBackend(SandboxBackend):
         with self._errors("create a sandbox", template=template):
             sbx = Sandbox.create(
                 template=template,
-                timeout=spec.timeout_seconds,
+                timeout=self._capped(spec.timeout_seconds),
                 metadata=metadata,
                 envs=dict(spec.env),
                 **network_options(spec, self.studio_urls()),
@@ -135,12 +179,32 @@ class E2BBackend(SandboxBackend):
         self._remember(sbx)
         try:
             self._provision_token(sbx, spec.runtime_token)
+            vcpus, memory_mb = self._size(sbx)
         except BaseException:
             with contextlib.suppress(BackendError):
                 self.kill(sbx.sandbox_id)
             raise
         logger.info("e2b sandbox created external_id=%s template=%s", sbx.sandbox_id, template)
-        return SandboxHandle(sbx.sandbox_id, self.url_for(sbx.sandbox_id, RUNTIME_PORT))
+        return SandboxHandle(
+            sbx.sandbox_id,
+            self.url_for(sbx.sandbox_id, RUNTIME_PORT),
+            vcpus=vcpus,
+            memory_mb=memory_mb,
+        )
+
+    def _capped(self, seconds: int) -> int:
+        return max(1, min(int(seconds), self.max_timeout_seconds))
+
+    def _size(self, sbx: Sandbox) -> tuple[int | None, int | None]:
+        """What E2B bills the sandbox at (vCPUs, MiB), from its info; (None, None) if E2B
+        does not say (the studio then bills the template's configured size)."""
+        try:
+            with self._errors("read the sandbox's size", external_id=sbx.sandbox_id):
+                info = sbx.get_info()
+        except BackendError as exc:
+            logger.warning("e2b size unknown external_id=%s error=%s", sbx.sandbox_id, exc)
+            return None, None
+        return getattr(info, "cpu_count", None), getattr(info, "memory_mb", None)
 
     def _provision_token(self, sbx: Sandbox, token: str) -> None:
         # Written beside the target, locked down, then renamed: the runtime never sees a
@@ -161,23 +225,34 @@ class E2BBackend(SandboxBackend):
         return SandboxHandle(external_id, self.url_for(external_id, RUNTIME_PORT))
 
     def set_timeout(self, external_id: str, seconds: int) -> None:
-        """Kill the sandbox `seconds` from now unless extended again."""
+        """Kill the sandbox `seconds` from now (at most `max_timeout_seconds`) unless
+        extended again."""
         with self._errors("set the sandbox timeout", external_id=external_id):
-            Sandbox.set_timeout(external_id, int(seconds), **self._opts)
+            Sandbox.set_timeout(external_id, self._capped(seconds), **self._opts)
+
+    def pause(self, external_id: str) -> bool:
+        """Pause through E2B (memory and files kept, no compute billed); `connect` resumes."""
+        with self._lock:
+            self._sandboxes.pop(external_id, None)
+        with self._errors("pause the sandbox", external_id=external_id):
+            Sandbox.pause(external_id, **self._opts)
+        return True
 
     def kill(self, external_id: str) -> None:
         """Destroy the sandbox; one that is already gone is fine."""
-        with self._lock:
-            self._sandboxes.pop(external_id, None)
+        self._forget(external_id)
         with self._errors("kill the sandbox", external_id=external_id):
             Sandbox.kill(external_id, **self._opts)
 
     def list(self) -> list[SandboxInfo]:
-        """Running and paused sandboxes tagged with this install's id."""
-        query = SandboxQuery(metadata={"install_id": self.install_id})
+        """Running and paused sandboxes tagged with this install's id, every page of them."""
+        query = SandboxQuery(
+            metadata={"install_id": self.install_id},
+            state=[SandboxState.RUNNING, SandboxState.PAUSED],
+        )
         found: list[SandboxInfo] = []
         with self._errors("list sandboxes"):
-            paginator = Sandbox.list(query=query, **self._opts)
+            paginator = Sandbox.list(query=query, limit=self.list_page_size, **self._opts)
             while paginator.has_next:
                 for info in paginator.next_items():
                     found.append(
@@ -213,16 +288,21 @@ class E2BBackend(SandboxBackend):
         cwd: str = WORKSPACE,
         env: dict[str, str] | None = None,
     ) -> ExecResult:
-        """Run with `bash -l -c`. A non-zero exit is a normal result; a command still
-        running at `timeout` is killed (envd would leave it running) and reported with
-        exit code 124. Output beyond max_output_bytes per stream is dropped."""
+        """Run with `bash -l -c`, with the runtime's environment (see the module docstring)
+        under `env`. A non-zero exit is a normal result; a command still running at
+        `timeout` is killed (envd would leave it running) and reported with exit code 124.
+        Output beyond max_output_bytes per stream is dropped."""
         sbx = self._sandbox(external_id)
+        # Exported in the command as well as passed: `bash -l` reads /etc/profile, which on
+        # Debian-based images resets PATH after envd has set it.
+        inherited = {k: v for k, v in self._start_env(sbx).items() if k not in (env or {})}
+        exports = "".join(f"export {k}={shlex.quote(v)}; " for k, v in inherited.items())
         out, err = _Capped(self.max_output_bytes), _Capped(self.max_output_bytes)
         with self._errors("run a command", external_id=external_id):
             handle = sbx.commands.run(
-                command,
+                exports + command,
                 background=True,
-                envs=env or {},
+                envs={**inherited, **(env or {})},
                 cwd=cwd,
                 timeout=timeout,
                 retain_output=False,
@@ -270,6 +350,26 @@ class E2BBackend(SandboxBackend):
             )
             for e in entries
         ]
+
+    def _start_env(self, sbx: Sandbox) -> dict[str, str]:
+        """The environment of the template's start command (the agent runtime's), read once
+        per sandbox per process; {} when no such process is listed."""
+        with self._lock:
+            known = self._start_envs.get(sbx.sandbox_id)
+        if known is not None:
+            return known
+        with self._errors("read the runtime's environment", external_id=sbx.sandbox_id):
+            procs = sbx.commands.list()
+        envs: dict[str, str] = {}
+        for proc in procs:
+            line = " ".join([proc.cmd, *proc.args])
+            if proc.envs and (proc.tag or START_CMD_MARKER in line):
+                envs = {k: v for k, v in proc.envs.items() if _ENV_NAME.match(k)}
+                if START_CMD_MARKER in line:
+                    break
+        with self._lock:
+            self._start_envs[sbx.sandbox_id] = envs
+        return envs
 
     def runtime_log(self, external_id: str, *, max_bytes: int = 4000) -> str:
         """The tail of the log the template's start command writes (RUNTIME_LOG)."""
@@ -340,13 +440,21 @@ class E2BBackend(SandboxBackend):
             self._forget(external_id)
             raise SandboxGone(f"The E2B sandbox {external_id} no longer exists.") from exc
         except RateLimitException as exc:
-            raise BackendError(
-                f"E2B is rate limiting requests; could not {action}. Try again shortly.",
-                code="E2BRateLimited",
+            # 429: too many sandboxes at once for the plan, or too many requests.
+            message = self._scrub(_e2b_words(exc))
+            raise PlanLimitExceeded(
+                f"E2B refused to {action}: {message} Stop a sandbox or raise your E2B plan's "
+                "limit, then try again."
             ) from exc
         except SandboxException as exc:
             status = getattr(exc, "status_code", None)
             message = self._scrub(str(exc))
+            if _TIMEOUT_CAP in message:
+                raise PlanLimitExceeded(
+                    f"E2B refused to {action}: {self._scrub(_e2b_words(exc))} Set "
+                    "E2B_MAX_TIMEOUT_SECONDS to at most your E2B plan's maximum sandbox "
+                    "timeout (Hobby: 3600)."
+                ) from exc
             if template and status in (400, 404) and "template" in message.lower():
                 raise BackendError(
                     f"E2B template {template!r} was not found. {BUILD_HINT}",
@@ -368,6 +476,24 @@ class E2BBackend(SandboxBackend):
     def _forget(self, external_id: str) -> None:
         with self._lock:
             self._sandboxes.pop(external_id, None)
+            self._start_envs.pop(external_id, None)
+
+
+_TIMEOUT_CAP = "Timeout cannot be greater than"
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _e2b_words(exc: Exception) -> str:
+    """E2B's own message from an SDK exception, without the SDK's status prefix or advice:
+    "400: <message>" and "429: Rate limit exceeded, ... - <message>" give "<message>"."""
+    text = str(exc)
+    _, dash, rest = text.partition(" - ")
+    if dash:
+        text = rest
+    elif text[:3].isdigit() and text[3:5] == ": ":
+        text = text[5:]
+    text = text.strip()
+    return text if text.endswith(".") else text + "."
 
 
 class _Capped:

@@ -225,6 +225,8 @@ class LocalBackend(SandboxBackend):
 
     def _workspace(self, external_id: str) -> Workspace:
         state = self._load(external_id)
+        if not os.path.isdir(state["workspace"]):
+            raise SandboxGone()  # killed meanwhile
         uid = state.get("uid")
         return Workspace(state["workspace"], owner=(uid, uid) if uid is not None else None)
 
@@ -390,7 +392,8 @@ class LocalBackend(SandboxBackend):
             if write_fd is not None:
                 os.close(write_fd)
         try:
-            info = _read_all(read_fd, timeout=10.0)
+            # Generous: under heavy load the chain's setup alone took over 10 s (bench).
+            info = _read_all(read_fd, timeout=60.0)
         finally:
             os.close(read_fd)
         try:
@@ -583,6 +586,8 @@ class LocalBackend(SandboxBackend):
         state = self._load(external_id)
         sandbox_dir = self._sandbox_dir(external_id)
         local_launch.check_env(env or {})
+        if not os.path.isdir(state["workspace"]):
+            raise SandboxGone()  # killed between _load and here
         ws = Workspace(state["workspace"])
         inner_cwd = ws.check_dir(cwd)
         # The sandbox's variables come from the studio's own root-only record, never from
@@ -750,7 +755,7 @@ class LocalBackend(SandboxBackend):
         uid = state.get("uid")
 
         def find() -> list[int]:
-            pids = set(self.cgroups.pids(external_id)) if state.get("cgroup") else set()
+            pids = set(self.cgroups.pids(external_id))  # also without a state file
             if uid is not None:
                 pids |= set(local_jail.processes_of_uid(uid))
             if state.get("pid") and local_jail.proc_start_time(state["pid"]) == state.get(
@@ -776,12 +781,11 @@ class LocalBackend(SandboxBackend):
                 f"Could not kill every process of local sandbox {external_id}: {survivors}"
             )
         self._bury(external_id, state)
-        if state.get("cgroup"):
-            self.cgroups.remove(external_id)
+        self.cgroups.remove(external_id)
         local_net.stop(
             sandbox_dir / "net.json", name=local_net.netns_name(self.data_dir, external_id)
         )
-        if state.get("disk"):
+        if state.get("disk") or os.path.ismount(sandbox_dir / "fs"):
             local_disk.remove(
                 image=str(sandbox_dir / "disk.img"), mountpoint=str(sandbox_dir / "fs")
             )

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import functools
+import logging
 import os
 import posixpath
 import stat
@@ -30,8 +31,11 @@ from sandboxes.backends.base import (
     FileNotFoundInSandbox,
     PathNotUsable,
     PathOutsideWorkspace,
+    SandboxGone,
 )
 from sandboxes.paths import InvalidPath, confine
+
+log = logging.getLogger(__name__)
 
 MAX_SYMLINK_HOPS = 40
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -59,9 +63,11 @@ def _host_errors(path: str):
     """
     try:
         yield
-    except PermissionError as exc:
-        raise PathNotUsable(f"{path}: permission denied.", code="PermissionDenied") from exc
     except OSError as exc:
+        name = errno.errorcode.get(exc.errno, str(exc.errno))
+        log.warning("workspace file call failed path=%s errno=%s", path, name, exc_info=True)
+        if isinstance(exc, PermissionError):
+            raise PathNotUsable(f"{path}: permission denied.", code="PermissionDenied") from exc
         if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP, errno.EINVAL, errno.EISDIR):
             raise _changing(path) from exc
         raise BackendError(f"{path}: {exc.strerror or 'host file error'}.") from exc
@@ -101,7 +107,10 @@ class Workspace:
         """
         full = self._confine(path)
         pending = _parts(posixpath.relpath(full, WORKSPACE))
-        stack = [os.open(self.host_root, _DIR_FLAGS)]
+        try:
+            stack = [os.open(self.host_root, _DIR_FLAGS)]
+        except FileNotFoundError:
+            raise SandboxGone("The sandbox's workspace is gone.") from None
         hops = 0
         try:
             while pending:

@@ -17,9 +17,9 @@ The chain, in order (each execs the next, so one pid carries it to bubblewrap):
 
     prlimit --as=... --                      rlimits (RLIMIT_NPROC counts the sandbox's uid)
     unshare --mount --propagation slave --    a mount namespace of its own for the binds below
-    sh -c SETUP sh CGROUP_PROCS... -- SRC MNT... --
-                                             joins the sandbox's cgroups, then bind-mounts
-                                             every source the jail binds onto /mnt/N, so
+    sh -c SETUP sh SRC MNT... -- CGROUP_PROCS... --
+                                             bind-mounts every source the jail binds
+                                             onto /mnt/N, then joins its cgroups, so
                                              bwrap (as the sandbox uid) reaches them
                                              wherever they are (an interpreter under /root,
                                              a 0700 data directory) and names no host path
@@ -49,22 +49,25 @@ ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 MAX_ENV_BYTES = 8 << 20
 
 MNT_ROOT = "/mnt"  # in the chain's own mount namespace only: a tmpfs of bind points
-# Joins the cgroups given before the first "--" (writing 0 to cgroup.procs moves the
-# writer); mounts a tmpfs on MNT_ROOT and bind-mounts each SRC MNT pair given before the
-# second onto it (a directory or a file, as SRC is); then execs the rest. A studio
-# constant: its arguments are paths the backend made, never user input.
+# Mounts a tmpfs on MNT_ROOT and bind-mounts each SRC MNT pair given before the first "--"
+# onto it (a directory or a file, as SRC is); then joins the cgroups given before the second
+# (writing 0 to cgroup.procs moves the writer); then execs the rest. Joining comes last so
+# that the setup itself is not slowed by the sandboxes' CPU weight, and it still comes before
+# anything of the user's runs. A studio constant: its arguments are paths the backend made,
+# never user input.
 SETUP_SCRIPT = (
-    'while [ "$1" != -- ]; do echo 0 > "$1" || exit 125; shift; done; shift; '
-    'if [ "$1" != -- ]; then {mount} -t tmpfs -o mode=0755,size=64k,nosuid,nodev '
-    "agent-studio {mnt} || exit 125; fi; "
+    'if [ "$1" != -- ]; then '
+    "{mount} -t tmpfs -o mode=0755,size=64k,nosuid,nodev agent-studio {mnt} || exit 125; "
     'while [ "$1" != -- ]; do '
     'if [ -d "$1" ]; then {mkdir} "$2"; else : > "$2"; fi && {mount} --bind "$1" "$2" '
     "|| exit 125; shift 2; done; "
-    # This namespace holds copies of every mount that existed when it was made, the other
-    # sandboxes' disks included; drop theirs (ours is bound above) so that a stopped
-    # sandbox's disk is not kept busy by the jails that outlive it.
+    # Only here, in the chain's own mount namespace (never the host's): it holds copies of
+    # every mount that existed when it was made, the other sandboxes' disks included; drop
+    # those (ours is bound above) so that no jail keeps a stopped sandbox's disk busy.
     'while read -r _ _ _ _ m _; do case "$m" in */sandboxes/*/fs) {umount} -l "$m" 2>/dev/null;; '
     "esac; done < /proc/self/mountinfo; "
+    "fi; shift; "
+    'while [ "$1" != -- ]; do echo 0 > "$1" || exit 125; shift; done; '
     'shift; exec "$@"'
 )
 
@@ -135,6 +138,8 @@ class Chain:
 
     def argv(self) -> list[str]:
         args = list(self.rlimits)
+        # The binds (and the unmounting that goes with them) only ever run in a mount
+        # namespace of the chain's own.
         if self.binds:
             args += [host_binary("unshare"), "--mount", "--propagation", "slave", "--"]
         if self.cgroup_procs or self.binds:
@@ -145,8 +150,8 @@ class Chain:
                 umount=shlex.quote(host_binary("umount")),
                 mnt=MNT_ROOT,
             )
-            args += [host_binary("sh"), "-c", script, "sh", *self.cgroup_procs, "--"]
-            args += [*pairs, "--"]
+            args += [host_binary("sh"), "-c", script, "sh", *pairs, "--"]
+            args += [*self.cgroup_procs, "--"]
         args += self.network
         if self.uid is not None:
             args += [

@@ -21,11 +21,13 @@ from sandboxes.backends.base import (
     FileNotFoundInSandbox,
     PathNotUsable,
     PathOutsideWorkspace,
+    PlanLimitExceeded,
 )
 from sandboxes.models import Sandbox, SandboxStatus
 from sandboxes.paths import InvalidPath, confine
-from sandboxes.services.activity import sandbox_touch
-from studio.errors import Conflict, NotFound, Unavailable, ValidationFailed
+from sandboxes.services.activity import sandbox_keep_alive, sandbox_touch
+from sandboxes.services.pause import sandbox_resume
+from studio.errors import Conflict, NotFound, QuotaExceeded, Unavailable, ValidationFailed
 
 MAX_FILE_BYTES = 10 * 1024 * 1024
 MAX_FILES_PER_REQUEST = 100
@@ -46,8 +48,11 @@ _NPM = re.compile(
 
 
 def _ready(sandbox: Sandbox | None) -> Sandbox:
+    """The sandbox, ready: a paused one is resumed first."""
     if sandbox is None:
         raise NotFound("This agent has no live sandbox. Deploy it first.")
+    if sandbox.status == SandboxStatus.PAUSED:
+        sandbox = sandbox_resume(sandbox=sandbox)
     if sandbox.status != SandboxStatus.READY:
         raise Conflict(f"The sandbox is {sandbox.status}, not ready.", code="SandboxNotReady")
     return sandbox
@@ -73,6 +78,8 @@ def _backend_call(fn, *args, redactor: Redactor, **kwargs):
     except PathNotUsable as exc:
         message = redactor.text(exc.message)
         raise ValidationFailed(message, code=exc.code, details={"path": [message]}) from None
+    except PlanLimitExceeded as exc:
+        raise QuotaExceeded(exc.message, code=exc.code) from None
     except BackendError as exc:
         raise Unavailable(redactor.text(exc.message)) from None
 
@@ -151,6 +158,8 @@ def command_exec(
     workdir = _confined(cwd or "/workspace", "cwd")
     backend = get_backend(sandbox.backend)
     redactor = redactor_for_sandbox(sandbox)
+    # The provider must not end the sandbox while the command may still run.
+    sandbox_keep_alive(sandbox=sandbox, at_least=timeout_ms / 1000)
     result = _backend_call(
         backend.exec,
         sandbox.external_id,

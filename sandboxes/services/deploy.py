@@ -12,13 +12,15 @@ from django.utils import timezone
 
 from agents.models import Agent
 from logs.events import publish_agent_event
+from sandboxes import pricing
 from sandboxes.backends import backend_name_for, get_backend
 from sandboxes.backends.base import BackendError, CreateSpec, SandboxGone
 from sandboxes.models import LIVE_SANDBOX_STATUSES, Sandbox, SandboxStatus
 from sandboxes.runtime_client import RuntimeClient, RuntimeUnavailable
 from sandboxes.services import troubleshoot
+from sandboxes.services.activity import provider_timeout
 from studio import tokens
-from studio.errors import QuotaExceeded
+from studio.errors import Conflict, QuotaExceeded, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -38,13 +40,19 @@ def sandbox_deploy(*, agent: Agent) -> Sandbox:
         return existing
     _check_quota(agent)
     backend = backend_name_for(agent)
+    _check_backend(backend)
+    vcpus, memory_mb = pricing.default_size(backend)
     try:
         with transaction.atomic():
             sandbox = Sandbox.objects.create(
                 agent=agent,
                 backend=backend,
                 template=agent.template or (settings.E2B_TEMPLATE_ID if backend == "e2b" else ""),
-                cost_per_second=settings.SANDBOX_COST_PER_SECOND,
+                vcpus=vcpus,
+                memory_mb=memory_mb,
+                cost_per_second=pricing.rate_per_second(
+                    backend=backend, vcpus=vcpus, memory_mb=memory_mb
+                ),
                 expires_at=timezone.now() + timedelta(seconds=agent.timeout_seconds),
             )
             publish_deployment(sandbox, step="Queued")
@@ -98,6 +106,30 @@ def sandboxes_requeue_pending(*, now=None) -> int:
     return len(ids)
 
 
+def _check_backend(name: str) -> None:
+    """Refuse at once what provisioning would fail on later: a backend that is not
+    configured (no E2B key), a BACKEND_API_URL its sandboxes cannot reach, and more live
+    sandboxes than the E2B plan runs at once (E2B_MAX_SANDBOXES)."""
+    try:
+        backend = get_backend(name)
+    except BackendError as exc:
+        raise Unavailable(exc.message, code=exc.code) from None
+    problem = backend.callback_url_problem(settings.BACKEND_API_URL)
+    if problem:
+        raise Conflict(problem, code="BackendUrlUnreachable")
+    if name == "e2b":
+        # Paused sandboxes do not count against E2B's concurrency; running ones do.
+        running = LIVE_SANDBOX_STATUSES - {SandboxStatus.PAUSED}
+        live = Sandbox.objects.filter(backend="e2b", status__in=running).count()
+        if live >= settings.E2B_MAX_SANDBOXES:
+            raise QuotaExceeded(
+                "You have reached the maximum number of concurrent E2B sandboxes "
+                f"({settings.E2B_MAX_SANDBOXES}). Stop a sandbox, or raise E2B_MAX_SANDBOXES "
+                "if your E2B plan allows more.",
+                details={"limit": settings.E2B_MAX_SANDBOXES},
+            )
+
+
 def _check_quota(agent: Agent) -> None:
     live = Sandbox.objects.filter(
         agent__owner_id=agent.owner_id, status__in=LIVE_SANDBOX_STATUSES
@@ -138,10 +170,7 @@ def sandbox_provision(*, sandbox_id, claim: str) -> Sandbox | None:
             handle = _create_or_adopt(backend, sandbox, agent, redelivered=redelivered)
         except BackendError as exc:
             return _fail(sandbox, _create_problem(sandbox, agent, exc))
-        Sandbox.objects.filter(pk=sandbox.pk).update(
-            external_id=handle.external_id, runtime_url=handle.runtime_url
-        )
-        sandbox.external_id, sandbox.runtime_url = handle.external_id, handle.runtime_url
+        _record_handle(sandbox, handle)
         publish_deployment(sandbox, step="Writing skills")
         _write_skills(backend, sandbox, agent)
         publish_deployment(sandbox, step="Waiting for the runtime")
@@ -177,6 +206,22 @@ def sandbox_provision(*, sandbox_id, claim: str) -> Sandbox | None:
     return sandbox
 
 
+def _record_handle(sandbox: Sandbox, handle) -> None:
+    """Store where the sandbox is and, when the provider says, the size it is billed at."""
+    fields = {"external_id": handle.external_id, "runtime_url": handle.runtime_url}
+    if handle.vcpus and handle.memory_mb:
+        fields |= {
+            "vcpus": handle.vcpus,
+            "memory_mb": handle.memory_mb,
+            "cost_per_second": pricing.rate_per_second(
+                backend=sandbox.backend, vcpus=handle.vcpus, memory_mb=handle.memory_mb
+            ),
+        }
+    Sandbox.objects.filter(pk=sandbox.pk).update(**fields)
+    for name, value in fields.items():
+        setattr(sandbox, name, value)
+
+
 def _create_or_adopt(backend, sandbox: Sandbox, agent: Agent, *, redelivered: bool):
     # A redelivered task (the worker died mid-create) may have made the sandbox already.
     if redelivered:
@@ -194,7 +239,8 @@ def _create_or_adopt(backend, sandbox: Sandbox, agent: Agent, *, redelivered: bo
             agent_id=str(agent.pk),
             runtime_token=tokens.runtime_token(sandbox.pk),
             template=sandbox.template,
-            timeout_seconds=agent.timeout_seconds,
+            # Past the studio's idle expiry: the studio, not the provider, ends an idle one.
+            timeout_seconds=provider_timeout(agent.timeout_seconds),
             env={k: str(v) for k, v in (agent.env or {}).items()},
             network_policy=agent.network_policy,
             network_allowlist=tuple(agent.network_allowlist or ()),

@@ -16,7 +16,9 @@ from sandboxes.backends import get_backend
 from sandboxes.backends.base import BackendError, SandboxGone
 from sandboxes.models import LIVE_SANDBOX_STATUSES, Sandbox, SandboxStatus
 from sandboxes.runtime_client import RuntimeClient, RuntimeUnavailable
+from sandboxes.services.activity import sandboxes_keep_alive
 from sandboxes.services.deploy import publish_deployment
+from sandboxes.services.pause import sandbox_pause
 from sandboxes.services.sessions import sessions_cancel_for_sandbox, sessions_fail_for_sandbox
 
 log = logging.getLogger(__name__)
@@ -62,32 +64,51 @@ def sandbox_stop(
 
 
 def sandboxes_reap(*, now=None) -> list[Sandbox]:
-    """Expire sandboxes idle past their timeout (unless a session is running in them), and
-    any older than the hard maximum lifetime regardless."""
+    """Pause sandboxes idle past their timeout (unless a session is running in them), or
+    expire them if their backend cannot pause (or SANDBOX_PAUSE_WHEN_IDLE is off); expire
+    any sandbox, paused or not, older than the hard maximum lifetime regardless. Then renew
+    the provider's timeout of sandboxes kept longer than it would keep them."""
     now = now or timezone.now()
     oldest = now - timedelta(seconds=settings.SANDBOX_MAX_LIFETIME_SECONDS)
-    candidates = Sandbox.objects.filter(status=SandboxStatus.READY).filter(
-        Q(expires_at__lt=now) | Q(created_at__lt=oldest)
+    candidates = Sandbox.objects.filter(
+        Q(status=SandboxStatus.READY, expires_at__lt=now)
+        | Q(status__in=(SandboxStatus.READY, SandboxStatus.PAUSED), created_at__lt=oldest)
     )
     reaped = []
     for sandbox in candidates:
+        too_old = sandbox.created_at < oldest
         busy = sandbox.sessions.filter(status__in=LIVE_SESSION_STATUSES).exists()
-        if busy and sandbox.created_at >= oldest:
+        if busy and not too_old:
             continue
-        reason = (
-            "Reached the maximum sandbox lifetime."
-            if sandbox.created_at < oldest
-            else ("Idle past its timeout.")
-        )
-        reaped.append(sandbox_stop(sandbox=sandbox, status=SandboxStatus.EXPIRED, reason=reason))
+        if not too_old and settings.SANDBOX_PAUSE_WHEN_IDLE:
+            paused = sandbox_pause(sandbox=sandbox)
+            if paused is not None:
+                reaped.append(paused)
+                continue
+        reason = "Reached the maximum sandbox lifetime." if too_old else "Idle past its timeout."
+        reaped.append(_stop_quietly(sandbox, status=SandboxStatus.EXPIRED, reason=reason))
+    sandboxes_keep_alive(now=now)
     return reaped
+
+
+def _stop_quietly(sandbox: Sandbox, *, status: str, reason: str) -> Sandbox:
+    """sandbox_stop, for a pass over many sandboxes: one that fails is logged, not raised,
+    so the others still get their turn."""
+    try:
+        return sandbox_stop(sandbox=sandbox, status=status, reason=reason)
+    except Exception:
+        log.exception("sandbox stop failed in a pass sandbox=%s", sandbox.pk)
+        return sandbox
 
 
 def sandboxes_reconcile() -> dict[str, int]:
     """Make the provider and the database agree.
 
     A provider sandbox no live row owns is killed. A live row whose provider sandbox is gone
-    is marked failed. Rows stuck in `stopping` (a crash mid-stop) are finished.
+    is marked failed. Rows stuck in `stopping` (a crash mid-stop) are finished. Only this
+    install's sandboxes are listed (the backend filters on the `install_id` metadata), so
+    installs sharing a provider account never touch each other's; one kill or stop that
+    fails is logged and the pass goes on.
 
     Deploys go on while this runs, so the rows are read before the provider is listed: a
     row read as `ready` had its provider sandbox before that, and one that becomes ready
@@ -109,7 +130,15 @@ def sandboxes_reconcile() -> dict[str, int]:
         for info in found:
             row = live.get(info.sandbox_id)
             if row is None or row.status == SandboxStatus.STOPPING:
-                backend.kill(info.external_id)
+                try:
+                    backend.kill(info.external_id)
+                except BackendError as exc:
+                    log.warning(
+                        "reconcile: kill failed external_id=%s error=%s",
+                        info.external_id,
+                        exc.message,
+                    )
+                    continue
                 killed += 1
             else:
                 seen.add(info.sandbox_id)
@@ -121,7 +150,7 @@ def sandboxes_reconcile() -> dict[str, int]:
                     status=SandboxStatus.STOPPED, stopped_at=timezone.now()
                 )
                 continue
-            sandbox_stop(sandbox=row, status=SandboxStatus.FAILED, reason=_gone_reason(row))
+            _stop_quietly(row, status=SandboxStatus.FAILED, reason=_gone_reason(row))
             failed += 1
     if killed or failed:
         log.warning("reconcile: killed=%s failed=%s", killed, failed)

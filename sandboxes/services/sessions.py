@@ -20,8 +20,9 @@ from sandboxes.runtime_client import RuntimeClient, RuntimeUnavailable
 from sandboxes.services import troubleshoot
 from sandboxes.services.activity import sandbox_touch
 from sandboxes.services.deploy import STALLED_SECONDS, queue_task, sandbox_deploy
+from sandboxes.services.pause import sandbox_resume
 from studio import tokens
-from studio.errors import Conflict, NotFound
+from studio.errors import ApplicationError, Conflict, NotFound
 from studio.model_env import missing_model_credentials, sandbox_model_env
 
 log = logging.getLogger(__name__)
@@ -100,6 +101,11 @@ def session_start(*, session_id) -> Session | None:
     if session.status != SessionStatus.QUEUED:
         return session  # a redelivered task: the run was already handed over
     sandbox = _wait_ready(session.sandbox)
+    if sandbox is not None and sandbox.status == SandboxStatus.PAUSED:
+        try:
+            sandbox = sandbox_resume(sandbox=sandbox)
+        except ApplicationError as exc:
+            return session_fail(session=session, message=f"The sandbox did not resume: {exc}")
     if sandbox is None or sandbox.status != SandboxStatus.READY:
         reason = (sandbox.error if sandbox else "") or "the sandbox did not become ready"
         return session_fail(session=session, message=f"The sandbox is not available: {reason}")

@@ -24,7 +24,7 @@ def agent_runtime_serves() -> bool:
 def e2b_double():
     """A running E2B double. Templates: "agent-runtime" boots the real runtime when it
     exists (else the stand-in), "standin" the stand-in, "bare" nothing."""
-    from sandboxes.backends.e2b_double import (
+    from testsupport.e2b_double import (
         DoubleTemplate,
         E2BDouble,
         runtime_template,
@@ -57,23 +57,30 @@ def e2b_backend(e2b_double):
 def backend(request, settings):
     """The backend every sandbox in the test uses."""
     if request.param == "e2b":
-        from sandboxes.backends import override_backend
-        from sandboxes.backends.e2b import E2BBackend
-
-        double = request.getfixturevalue("e2b_double")
-        settings.E2B_API_KEY = double.backend_options()["api_key"]
-        settings.E2B_TEMPLATE_ID = "agent-runtime"
-        override_backend(
-            "e2b",
-            E2BBackend(
-                **double.backend_options(),
-                template_id="agent-runtime",
-                install_id=settings.STUDIO_INSTALL_ID,
-            ),
-        )
-        request.addfinalizer(lambda: override_backend("e2b", None))
+        return request.getfixturevalue("e2b")
     settings.SANDBOX_BACKEND = request.param
     return request.param
+
+
+@pytest.fixture
+def e2b(request, settings, e2b_double):
+    """Every sandbox in the test is an E2B one, on `e2b_double`, for this install."""
+    from sandboxes.backends import override_backend
+    from sandboxes.backends.e2b import E2BBackend
+
+    settings.E2B_API_KEY = e2b_double.backend_options()["api_key"]
+    settings.E2B_TEMPLATE_ID = "agent-runtime"
+    override_backend(
+        "e2b",
+        E2BBackend(
+            **e2b_double.backend_options(),
+            template_id="agent-runtime",
+            install_id=settings.STUDIO_INSTALL_ID,
+        ),
+    )
+    request.addfinalizer(lambda: override_backend("e2b", None))
+    settings.SANDBOX_BACKEND = "e2b"
+    return "e2b"
 
 
 @pytest.fixture

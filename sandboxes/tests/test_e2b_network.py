@@ -50,7 +50,7 @@ def test_none_allows_the_studio_only():
 @pytest.mark.parametrize("policy", ["open", "allowlist", "none"])
 def test_the_sdk_sends_the_policy_with_the_create_request(e2b_double, monkeypatch, policy):
     from sandboxes.backends.e2b import E2BBackend
-    from sandboxes.backends.e2b_double.control_plane import ControlPlane
+    from testsupport.e2b_double.control_plane import ControlPlane
 
     seen = []
     create = ControlPlane.create

@@ -186,7 +186,7 @@
       if (e.is_dir) listFiles(e.path); else download(e.path);
     });
     return S.el("tr", { "data-path": e.path }, [
-      S.el("td", {}, s.error ? [link, S.el("div", { class: "session-error small", role: "note", text: s.error })] : [link]),
+      S.el("td", {}, [link]),
       S.el("td", { class: "num muted small", text: e.is_dir ? "" : formatSize(e.size) }),
     ]);
   }

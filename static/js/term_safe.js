@@ -47,27 +47,29 @@
     return 1;  // a lone ESC
   }
 
+  var CONTROL = /[\x00-\x08\x0b-\x1f\x7f]/g;  // every C0 control but \t and \n, and DEL
+
   function sanitize(text) {
     var s = String(text == null ? "" : text)
       .replace(/[\x80-\x9f]/g, function (c) { return "\x1b" + String.fromCharCode(c.charCodeAt(0) - 0x40); })
       .replace(/\r\n?/g, "\n");
-    var out = "";
-    for (var i = 0; i < s.length;) {
-      var code = s.charCodeAt(i);
+    var out = "", last = 0, match;
+    CONTROL.lastIndex = 0;
+    while ((match = CONTROL.exec(s)) !== null) {
+      var i = match.index, code = s.charCodeAt(i);
+      out += s.slice(last, i);  // plain text passes in runs, not character by character
       if (code === ESC) {
         var len = sequenceLength(s, i), seq = s.substr(i, len);
         if (SGR.test(seq)) out += seq;
         else if (len === 1) out += "\u241b";
-        i += len;
-      } else if ((code < 0x20 && code !== 0x09 && code !== 0x0a) || code === 0x7f) {
-        out += String.fromCharCode(code === 0x7f ? 0x2421 : 0x2400 + code);
-        i += 1;
+        last = i + len;
       } else {
-        out += s.charAt(i);
-        i += 1;
+        out += String.fromCharCode(code === 0x7f ? 0x2421 : 0x2400 + code);
+        last = i + 1;
       }
+      CONTROL.lastIndex = last;
     }
-    return out + RESET;
+    return out + s.slice(last) + RESET;
   }
 
   // The same text without any escape sequence: what Copy and Download give.

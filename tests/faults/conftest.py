@@ -26,7 +26,7 @@ from rest_framework.authtoken.models import Token
 from sandboxes.backends.local_jail import proc_cmdline, proc_environ, proc_start_time
 
 # The sandbox apps' fixtures: `backend` (local and the E2B double), `local`, `e2b_double`.
-from sandboxes.tests.conftest import backend, e2b_double, local  # noqa: F401
+from sandboxes.tests.conftest import backend, e2b, e2b_double, local  # noqa: F401
 from studio.testing.servers import ROOT, database_env, free_port, wait_http
 
 MARKER = "AGENT_STUDIO_SANDBOX"

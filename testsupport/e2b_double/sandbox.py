@@ -1,10 +1,16 @@
 """One double sandbox: a directory standing in for the VM disk, and its processes.
 
 Every process runs under bubblewrap with the sandbox's own `/workspace`, `/home/user` and
-`/tmp` bound from that directory, as uid 1000 in fresh user and pid namespaces, sharing the
-host network (so a server inside is reachable on 127.0.0.1 and can reach the studio). Killing
-a process's outer `bwrap` tears its pid namespace down, so even a detached grandchild dies
-with it, like a process tree in a VM that is destroyed.
+`/tmp` bound from that directory, in fresh user and pid namespaces, sharing the host network
+(so a server inside is reachable on 127.0.0.1 and can reach the studio). It runs as the user
+envd was asked for (the template's default user unless a request names another), in the
+template's WORKDIR unless told otherwise. Killing a process's outer `bwrap` tears its pid
+namespace down, so even a detached grandchild dies with it, like a process tree in a VM that
+is destroyed.
+
+Pausing freezes every process (SIGSTOP down each tree, repeated until no new child appears)
+and stops the timeout clock; resuming sends SIGCONT. A killed sandbox cuts the streams of the
+commands still running, as E2B's edge does, instead of reporting them as exited.
 """
 
 from __future__ import annotations
@@ -20,14 +26,19 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from connectrpc.code import Code
+from connectrpc.errors import ConnectError
 from e2b.envd.process import process_pb
 from protobuf import Oneof
 
 BWRAP = shutil.which("bwrap") or "/usr/bin/bwrap"
 # Paths inside the sandbox that the double backs with the sandbox's own directory.
 MOUNTS = {"/workspace": "workspace", "/home/user": "home", "/tmp": "tmp"}  # noqa: S108 (sandbox paths)
+READ_ONLY_SYSTEM = ("/usr", "/etc", "/proc")
 SANDBOX_PATH = "/usr/local/bin:/usr/bin:/bin"
-UID = 1000
+# The users an E2B base image has: name -> (uid, home).
+USERS = {"user": (1000, "/home/user"), "root": (0, "/root")}
+START_CMD_TAG = "start_cmd"
 
 
 def free_port() -> int:
@@ -40,12 +51,18 @@ def free_port() -> int:
 class DoubleTemplate:
     """What a template boots. `start_cmd` may hold `{port_8080}`-style placeholders: each
     port in `ports` is published on a free loopback port, and the command is told which.
-    `env` is the template's own environment (not the per-sandbox envVars, which a real
-    snapshot-booted start command never sees)."""
+    `env` is the template's own environment (Dockerfile ENV): like E2B, it applies to the
+    start command only, never to commands run later, and the per-sandbox envVars do not reach
+    the start command (a snapshot-booted process never sees them). `user` and `workdir` are
+    the image's USER and WORKDIR: the defaults for every command."""
 
     start_cmd: str = ""
     ports: tuple[int, ...] = (8080,)
     env: dict[str, str] = field(default_factory=dict)
+    user: str = "user"
+    workdir: str = "/home/user"
+    cpu_count: int = 2
+    memory_mb: int = 512
 
 
 class Proc:
@@ -58,7 +75,9 @@ class Proc:
         self.tag = tag
         self.events: list[process_pb.ProcessEvent] = []
         self.ended = False
+        self.cut = ""  # set when the sandbox dies under the process: its streams break
         self._cond = asyncio.Condition()
+        self.loop = asyncio.get_running_loop()
 
     async def emit(self, event: process_pb.ProcessEvent, *, end: bool = False) -> None:
         async with self._cond:
@@ -67,17 +86,26 @@ class Proc:
             self._cond.notify_all()
 
     async def follow(self, start: int):
-        """Yield events from index `start` until the end event."""
+        """Yield events from index `start` until the end event; raise UNAVAILABLE if the
+        sandbox is killed first (the SDK then probes the sandbox and reports it gone)."""
         i = start
         while True:
             async with self._cond:
-                await self._cond.wait_for(lambda i=i: len(self.events) > i or self.ended)
+                await self._cond.wait_for(
+                    lambda i=i: len(self.events) > i or self.ended or self.cut
+                )
                 batch, i = self.events[i:], len(self.events)
-                ended = self.ended
+                ended, cut = self.ended, self.cut
+            if cut:
+                raise ConnectError(Code.UNAVAILABLE, cut)
             for event in batch:
                 yield event
             if ended and i >= len(self.events):
                 return
+
+    async def wake(self) -> None:
+        async with self._cond:
+            self._cond.notify_all()
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.popen.returncode is None:
@@ -110,7 +138,10 @@ class DoubleSandbox:
         self.started_at = time.time()
         self.end_at = self.started_at + timeout
         self.state = "running"
+        self.on_timeout = "kill"  # or "pause" (lifecycle on_timeout / autoPause)
+        self.paused_at: float | None = None
         self.procs: dict[int, Proc] = {}
+        self.watchers: dict = {}  # id -> watch.Watcher
         self.ports = {port: free_port() for port in template.ports}
         for sub in MOUNTS.values():
             (root / sub).mkdir(parents=True, exist_ok=True)
@@ -123,6 +154,14 @@ class DoubleSandbox:
         for mount, sub in MOUNTS.items():
             if path == mount or path.startswith(mount + "/"):
                 return self.root / sub / path[len(mount) :].lstrip("/")
+        return None
+
+    def readonly_host_path(self, path: str) -> Path | None:
+        """The host path behind a read-only system path every jail sees as the host's
+        (`/usr`, `/etc`, `/proc`), for reads only."""
+        path = posixpath.normpath("/" + path.lstrip("/"))
+        if any(path == p or path.startswith(p + "/") for p in READ_ONLY_SYSTEM):
+            return Path(path)
         return None
 
     def resolve(self, path: str) -> str:
@@ -146,11 +185,11 @@ class DoubleSandbox:
 
     # --- processes -------------------------------------------------------------------
 
-    def _bwrap_argv(self, cwd: str, argv: list[str]) -> list[str]:
+    def _bwrap_argv(self, cwd: str, argv: list[str], uid: int) -> list[str]:
         cmd = [
             BWRAP,
             "--unshare-user", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
-            "--die-with-parent", "--new-session", "--uid", str(UID), "--gid", str(UID),
+            "--die-with-parent", "--new-session", "--uid", str(uid), "--gid", str(uid),
             "--ro-bind", "/usr", "/usr", "--symlink", "usr/bin", "/bin",
             "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
             "--ro-bind", "/etc", "/etc", "--dev", "/dev", "--proc", "/proc",
@@ -161,27 +200,40 @@ class DoubleSandbox:
             cmd += ["--ro-bind-try", path, path]
         return [*cmd, "--chdir", cwd, *argv]
 
+    def home(self, user: str = "") -> str:
+        return USERS.get(user or self.template.user, USERS["user"])[1]
+
     async def spawn(
-        self, config, *, stdin: bool = False, extra_env: dict[str, str] | None = None
+        self,
+        config,
+        *,
+        user: str = "",
+        stdin: bool = False,
+        sandbox_env: bool = True,
+        tag: str | None = None,
     ) -> Proc:
+        """Start `config` as `user` (default: the template's). Commands see the sandbox's
+        envVars and their own envs, never the template's ENV (that is the start command's)."""
+        user = user or self.template.user
+        uid, home = USERS[user]
         env = {
             "PATH": SANDBOX_PATH,
-            "HOME": "/home/user",
-            "USER": "user",
+            "HOME": home,
+            "USER": user,
             "LANG": "C.UTF-8",
-            **(extra_env if extra_env is not None else self.env_vars),
+            **(self.env_vars if sandbox_env else {}),
             **dict(config.envs),
         }
-        cwd = config.cwd if config.has_field("cwd") and config.cwd else "/home/user"
+        cwd = config.cwd if config.has_field("cwd") and config.cwd else self.template.workdir
         popen = await asyncio.create_subprocess_exec(
-            *self._bwrap_argv(cwd, [config.cmd, *config.args]),
+            *self._bwrap_argv(cwd, [config.cmd, *config.args], uid),
             stdin=asyncio.subprocess.PIPE if stdin else asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             env=env,
             start_new_session=True,
         )
-        proc = Proc(popen.pid, popen, config, None)
+        proc = Proc(popen.pid, popen, config, tag)
         self.procs[proc.pid] = proc
         asyncio.get_running_loop().create_task(self._pump(proc))
         return proc
@@ -194,6 +246,10 @@ class DoubleSandbox:
 
         await asyncio.gather(read(proc.popen.stdout, "stdout"), read(proc.popen.stderr, "stderr"))
         code = await proc.popen.wait()
+        if proc.cut:  # the sandbox was killed under it: no end event, the stream breaks
+            self.procs.pop(proc.pid, None)
+            await proc.wake()
+            return
         status = f"exit status {code}" if code >= 0 else f"signal: {signal.Signals(-code).name}"
         end = process_pb.ProcessEvent.EndEvent(
             exit_code=code if code >= 0 else -1, exited=code >= 0, status=status
@@ -208,13 +264,72 @@ class DoubleSandbox:
         cmd = self.template.start_cmd.format(
             **{f"port_{port}": local for port, local in self.ports.items()}
         )
-        config = process_pb.ProcessConfig(cmd="/bin/bash", args=["-l", "-c", cmd])
-        config.cwd = "/home/user"
-        await self.spawn(config, extra_env=dict(self.template.env))
+        # E2B starts the start command through envd with the template's ENV as its envs,
+        # tagged, so `commands.list()` shows it with that environment.
+        config = process_pb.ProcessConfig(
+            cmd="/bin/bash", args=["-l", "-c", cmd], envs=dict(self.template.env)
+        )
+        config.cwd = self.template.workdir
+        await self.spawn(config, sandbox_env=False, tag=START_CMD_TAG)
+
+    # --- lifecycle -------------------------------------------------------------------
+
+    def pause(self) -> None:
+        """Freeze every process and stop the timeout clock."""
+        self.state = "paused"
+        self.paused_at = time.time()
+        for proc in list(self.procs.values()):
+            _signal_tree(proc.popen.pid, signal.SIGSTOP)
+
+    def resume(self, timeout: int) -> None:
+        """Thaw the processes; the sandbox then lives `timeout` seconds from now."""
+        for proc in list(self.procs.values()):
+            _signal_tree(proc.popen.pid, signal.SIGCONT)
+        self.state = "running"
+        self.paused_at = None
+        self.end_at = time.time() + timeout
 
     def kill(self) -> None:
-        """Destroy the sandbox: every process tree, then its disk."""
+        """Destroy the sandbox: kill every process tree (their streams break, see _pump),
+        then remove its disk."""
         self.state = "killed"
+        message = f"the connection to sandbox {self.sandbox_id} ended before the stream completed"
         for proc in list(self.procs.values()):
-            proc.kill()
+            proc.cut = message
+            # The whole tree: a process killed while bwrap was still setting up its
+            # namespace could otherwise outlive it, holding the output pipes open.
+            _signal_tree(proc.popen.pid, signal.SIGKILL)
+            # Break the streams now, not when the pipes close (kill may come from a thread).
+            with contextlib.suppress(RuntimeError):  # the double's loop is already closed
+                proc.loop.call_soon_threadsafe(lambda p=proc: asyncio.ensure_future(p.wake()))
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _parents() -> dict[int, list[int]]:
+    """{ppid: [pid, ...]} of every process on the host, from /proc/<pid>/stat."""
+    tree: dict[int, list[int]] = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            with contextlib.suppress(OSError):
+                with open(f"/proc/{name}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                tree.setdefault(ppid, []).append(int(name))
+    return tree
+
+
+def _signal_tree(root: int, sig: int) -> None:
+    """Signal a process and all its descendants, parents first, walking again until a pass
+    finds no process it has not signalled (a child forked mid-walk is caught next pass)."""
+    done: set[int] = set()
+    while True:
+        tree, todo, fresh = _parents(), [root], 0
+        while todo:
+            pid = todo.pop()
+            if pid not in done:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, sig)
+                done.add(pid)
+                fresh += 1
+            todo += tree.get(pid, [])
+        if not fresh:
+            return

@@ -15,7 +15,14 @@ Two uvicorn servers run in one background thread on free loopback ports:
   `/files` and `/health`.
 
 Each sandbox is a directory bound at `/workspace`, `/home/user` and `/tmp` into bubblewrap
-jails that run its processes (see `sandbox.py`); it is killed when its timeout passes.
+jails that run its processes (see `sandbox.py`); it is killed when its timeout passes (or
+paused, with its processes frozen, if it was created with `on_timeout: pause`).
+
+E2B's own sync SDK tests run against this double: `tests/e2b_sdk/` (see its README).
+
+Known divergence: each command runs in a pid namespace of its own, so a process a command
+leaves behind (`nohup x &`) dies when the command ends; in an E2B VM it would live on. Use
+`commands.run(..., background=True)` for long-lived processes in tests.
 
 Ports: all double sandboxes share the host network, so a template port (8080) is published
 on a free loopback port and handed to the start command as `{port_8080}`. E2B reaches a port
@@ -29,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import shutil
 import socket
 import sys
@@ -45,9 +53,17 @@ from .sandbox import BWRAP, DoubleSandbox, DoubleTemplate
 
 __all__ = ["DoubleTemplate", "E2BDouble", "runtime_template", "standin_template"]
 
-REPO_ROOT = str(Path(__file__).resolve().parents[3])
+REPO_ROOT = str(Path(__file__).resolve().parents[2])
 RUNTIME_TOKEN_FILE = "/home/user/.agent_runtime/token"
 CLOSED = "127.0.0.1:9"  # where a host of a gone sandbox "resolves": nothing listens there
+
+
+def _interpreter_binds() -> tuple[str, ...]:
+    """What a sandbox process needs to run this interpreter on the repository: the checkout
+    first (bwrap mounts in order, so a later bind may sit inside it), then the virtualenv by
+    its real path (a worktree's `.venv` may be a symlink to another checkout's)."""
+    paths = [REPO_ROOT, os.path.realpath(sys.prefix), os.path.realpath(sys.base_prefix)]
+    return tuple(dict.fromkeys(paths))
 
 
 def _python_env() -> dict[str, str]:
@@ -66,7 +82,7 @@ def runtime_template() -> DoubleTemplate:
 def standin_template() -> DoubleTemplate:
     """A minimal runtime (`/health` only) with the same token-file contract."""
     return DoubleTemplate(
-        start_cmd=f"{sys.executable} -m sandboxes.backends.e2b_double.standin_runtime "
+        start_cmd=f"{sys.executable} -m testsupport.e2b_double.standin_runtime "
         "--port {port_8080}",
         env={**_python_env(), "RUNTIME_TOKEN_FILE": RUNTIME_TOKEN_FILE},
     )
@@ -80,7 +96,11 @@ class E2BDouble:
         api_key: str = "e2b_double_api_key",
         domain: str = "e2b-double.test",
         ro_binds: tuple[str, ...] | None = None,
+        max_timeout_seconds: int = 3600,
+        max_sandboxes: int = 20,
     ):
+        """`max_timeout_seconds` and `max_sandboxes` are the plan's caps (E2B Hobby: 1 hour,
+        20 running sandboxes); the control plane refuses what exceeds them as E2B does."""
         if shutil.which(BWRAP) is None:
             raise RuntimeError("The E2B double runs sandbox processes under bubblewrap (bwrap).")
         self.templates = {
@@ -89,7 +109,9 @@ class E2BDouble:
         }
         self.api_key = api_key
         self.domain = domain
-        self.ro_binds = ro_binds or tuple(dict.fromkeys([sys.prefix, sys.base_prefix, REPO_ROOT]))
+        self.max_timeout_seconds = max_timeout_seconds
+        self.max_sandboxes = max_sandboxes
+        self.ro_binds = ro_binds or _interpreter_binds()
         self.sandboxes: dict[str, DoubleSandbox] = {}
         self.root = Path(tempfile.mkdtemp(prefix="e2b-double-"))
         self._servers: list[uvicorn.Server] = []
@@ -131,12 +153,16 @@ class E2BDouble:
             reaper.cancel()
 
     async def _reap(self) -> None:
-        """Kill running sandboxes past their timeout, as E2B does."""
+        """At a running sandbox's timeout, kill it, or pause it if it was created with
+        `lifecycle={"on_timeout": "pause"}`, as E2B does. Paused sandboxes do not time out."""
         while True:
             now = time.time()
             for sbx in list(self.sandboxes.values()):
                 if sbx.state == "running" and sbx.end_at <= now:
-                    self.destroy(sbx.sandbox_id)
+                    if sbx.on_timeout == "pause":
+                        sbx.pause()
+                    else:
+                        self.destroy(sbx.sandbox_id)
             await asyncio.sleep(0.1)
 
     def close(self) -> None:
@@ -162,7 +188,7 @@ class E2BDouble:
             sbx.kill()
 
     def expire(self, sandbox_id: str) -> None:
-        """Make a sandbox's timeout pass now (the reaper kills it within ~0.1 s)."""
+        """Make a sandbox's timeout pass now (the reaper acts within ~0.1 s)."""
         self.sandboxes[sandbox_id].end_at = time.time()
 
     def resolve_host(self, host: str) -> str:
@@ -185,4 +211,6 @@ class E2BDouble:
             "domain": self.domain,
             "sandbox_scheme": "http",
             "host_resolver": self.resolve_host,
+            "studio_on_sandbox_network": True,
+            "max_timeout_seconds": self.max_timeout_seconds,
         }

@@ -17,8 +17,14 @@ async def read_body(receive) -> bytes:
     return b"".join(chunks)
 
 
-async def send_bytes(send, status: int, body: bytes, content_type: str = "text/plain") -> None:
-    headers = [(b"content-type", content_type.encode()), (b"content-length", b"%d" % len(body))]
+async def send_bytes(
+    send, status: int, body: bytes, content_type: str = "text/plain", headers=()
+) -> None:
+    headers = [
+        (b"content-type", content_type.encode()),
+        (b"content-length", b"%d" % len(body)),
+        *headers,
+    ]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
