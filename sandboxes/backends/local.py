@@ -782,7 +782,9 @@ class LocalBackend(SandboxBackend):
             )
         self._bury(external_id, state)
         self.cgroups.remove(external_id)
-        local_net.stop(sandbox_dir / "net.json")
+        local_net.stop(
+            sandbox_dir / "net.json", name=local_net.netns_name(self.data_dir, external_id)
+        )
         if state.get("disk") or os.path.ismount(sandbox_dir / "fs"):
             local_disk.remove(
                 image=str(sandbox_dir / "disk.img"), mountpoint=str(sandbox_dir / "fs")

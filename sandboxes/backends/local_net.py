@@ -265,6 +265,7 @@ def start(
     BackendError if anything fails, with nothing left behind."""
     if policy not in POLICIES:
         raise BackendError(f"Unknown network policy {policy!r}; use one of {POLICIES}.")
+    _reap()
     ports, remote_hosts = studio_channel(studio_urls)
     # A studio that is not on loopback is reached like any other host: through the proxy
     # when the policy does not let the jail out directly.
@@ -329,11 +330,15 @@ def start(
     return state
 
 
-def stop(state_path: Path) -> None:
-    """Stop the helpers and delete the namespaces (idempotent; missing state is fine)."""
+def stop(state_path: Path, *, name: str | None = None) -> None:
+    """Stop the helpers and delete the namespaces (idempotent). Without a state file, the
+    namespace called `name` (and its `-egress` twin) is found and removed all the same."""
     try:
         state = json.loads(Path(state_path).read_text())
     except (FileNotFoundError, ValueError):
+        if name:
+            for netns in (name, f"{name}-egress"):
+                _stop_orphan(netns)
         return
     parts = [state, *([state["egress"]] if state.get("egress") else [])]
     pids = [state.get("proxy")] + [p.get(k) for p in parts for k in ("holder", "pasta")]
@@ -360,11 +365,53 @@ def stop(state_path: Path) -> None:
         Path(state_path).unlink()
 
 
+def _stop_orphan(netns: str) -> None:
+    """Kill what runs in a pinned namespace nobody recorded (its holder, and the pasta
+    that started it, whose child the holder is), then delete it."""
+    path = Path(f"/run/netns/{netns}")
+    try:
+        st = path.stat()
+        ns_id = (st.st_dev, st.st_ino)
+    except FileNotFoundError:
+        return
+    killed = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            st = os.stat(f"/proc/{entry}/ns/net")
+            if (st.st_dev, st.st_ino) == ns_id:
+                with open(f"/proc/{entry}/stat", "rb") as f:
+                    data = f.read()
+                parent = int(data[data.rindex(b")") + 2 :].split()[1])
+                with open(f"/proc/{parent}/cmdline", "rb") as f:
+                    is_pasta = os.path.basename(f.read().split(b"\0")[0]) == b"pasta"
+                for pid in (int(entry), *([parent] if is_pasta else [])):
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
+                    killed.append(pid)
+    deadline = time.monotonic() + 2
+    while any(proc_start_time(pid) for pid in killed) and time.monotonic() < deadline:
+        _reap()
+        time.sleep(0.01)
+    subprocess.run(
+        [binary("ip"), "netns", "delete", netns], env=_HELPER_ENV, capture_output=True, timeout=10
+    )
+
+
 def load(state_path: Path) -> dict | None:
     try:
         return json.loads(Path(state_path).read_text())
     except (FileNotFoundError, ValueError):
         return None
+
+
+def _reap() -> None:
+    """Collect helpers of ours that another process stopped (kill may run anywhere)."""
+    with _children_lock:
+        for pid, proc in list(_children.items()):
+            if proc.poll() is not None:
+                del _children[pid]
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -4,7 +4,7 @@ Egress rules are never tested against addresses outside this machine. `make_test
 one namespace with a veth pair to the host, gives it an address in each range a sandbox must
 not reach (10/8, 172.16/12, 192.168/16, 100.64/10, 169.254/16) plus one it may reach under
 `open` (198.18/15, which no rule blocks), and serves TCP port 8080 on all of them. The host
-side has an address only in 10.77.0.0/24; the other addresses are routes, so that the host's
+side has an address only in the 10/8 network; the other addresses are routes, so that the host's
 own networks (which sandboxes never reach either) do not swallow the reachable one.
 """
 
@@ -17,8 +17,13 @@ import socket
 import subprocess
 import time
 
-BLOCKED_HOSTS = ("10.77.0.2", "172.31.77.2", "192.168.77.2", "100.64.77.2", "169.254.77.2")
-OPEN_HOST = "198.18.77.2"
+# A third octet per test process, so that two runs on one machine do not share test hosts.
+_N = 20 + os.getpid() % 200
+BLOCKED_HOSTS = tuple(
+    f"{net}.{_N}.2" for net in ("10.77", "172.31", "192.168", "100.64", "169.254")
+)
+OPEN_HOST = f"198.18.{_N}.2"
+_HOST_SIDE = f"10.77.{_N}.1"
 PORT = 8080
 IP = "/usr/sbin/ip" if os.path.exists("/usr/sbin/ip") else "/sbin/ip"
 SERVER = (
@@ -62,15 +67,15 @@ def make_test_hosts():
         _ip("netns", "add", ns)
         _ip("link", "add", host_if, "type", "veth", "peer", "name", peer_if)
         _ip("link", "set", peer_if, "netns", ns)
-        _ip("addr", "add", "10.77.0.1/24", "dev", host_if)
+        _ip("addr", "add", f"{_HOST_SIDE}/24", "dev", host_if)
         _ip("link", "set", host_if, "up")
         _ip("-n", ns, "link", "set", "lo", "up")
         _ip("-n", ns, "link", "set", peer_if, "up")
         for address in (*BLOCKED_HOSTS, OPEN_HOST):
             _ip("-n", ns, "addr", "add", f"{address}/24", "dev", peer_if)
-            if address != "10.77.0.2":
+            if address != BLOCKED_HOSTS[0]:
                 _ip("route", "add", f"{address}/32", "dev", host_if)
-        _ip("-n", ns, "route", "add", "default", "via", "10.77.0.1")
+        _ip("-n", ns, "route", "add", "default", "via", _HOST_SIDE)
         server = subprocess.Popen(
             [IP, "netns", "exec", ns, "/usr/bin/python3", "-c", SERVER],
             stdout=subprocess.DEVNULL,

@@ -260,6 +260,26 @@ def test_stop_leaves_no_namespace_and_no_helper_process(tmp_path):
 
 
 @needs_tools
+def test_stop_finds_a_namespace_whose_state_file_is_lost(tmp_path):
+    name = f"as-test-{os.getpid()}-lost"
+    state_path = tmp_path / "net.json"
+    state = local_net.start(
+        name=name,
+        policy="allowlist",
+        allowlist=["pypi.org"],
+        runtime_port=local_net.free_port(),
+        state_path=state_path,
+        log_path=tmp_path / "net.log",
+    )
+    state_path.unlink()
+    local_net.stop(state_path, name=name)
+    pids = [state["pasta"][0], state["holder"][0], state["egress"]["pasta"][0], state["proxy"][0]]
+    assert [pid for pid in pids if proc_start_time(pid)] == []
+    assert not Path(f"/run/netns/{name}").exists()
+    assert not Path(f"/run/netns/{name}-egress").exists()
+
+
+@needs_tools
 def test_a_failed_start_leaves_nothing_behind(tmp_path):
     taken = socket.socket()
     taken.bind(("127.0.0.1", 0))

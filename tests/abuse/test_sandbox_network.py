@@ -61,6 +61,8 @@ with sync_playwright() as p:
 @pytest.fixture
 def local_sandboxes(settings, live_studio):
     settings.SANDBOX_BACKEND = "local"
+    # Uids of their own: other checkouts' test runs on a shared machine use the default range.
+    settings.SANDBOX_UID_RANGE = "1390000-1390999"
     _build.cache_clear()
     yield live_studio
     _build.cache_clear()
