@@ -11,6 +11,7 @@ import os
 import sys
 from pathlib import Path
 
+from agent_runtime import protocol
 from studio.dburl import database_from_url
 from studio.env import (
     ConfigError,
@@ -276,7 +277,9 @@ SANDBOX_COST_PER_SECOND = env_float(
     "SANDBOX_COST_PER_SECOND", 0.00015 if SANDBOX_BACKEND == "e2b" else 0.0, minimum=0
 )
 SANDBOX_MAX_LIVE_PER_USER = env_int("SANDBOX_MAX_LIVE_PER_USER", 5, minimum=1)
-SESSION_TIMEOUT_SECONDS = env_int("SESSION_TIMEOUT_SECONDS", 1800, minimum=10)
+SESSION_TIMEOUT_SECONDS = env_int(
+    "SESSION_TIMEOUT_SECONDS", protocol.DEFAULT_TIMEOUT_SECONDS, minimum=10
+)
 BACKEND_API_URL = env_str("BACKEND_API_URL", "http://127.0.0.1:8000")
 
 # Model credentials handed to sandboxes at execute (never stored, redacted from logs).

@@ -11,6 +11,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from agent_runtime import protocol
+from agent_runtime.protocol import INGEST_PATH
 from agents.models import FINAL_SESSION_STATUSES, Agent, Session, SessionStatus
 from logs.events import publish_session
 from logs.redaction import redactor_for_session
@@ -30,7 +32,6 @@ MAX_PROMPT_CHARS = 100_000
 CREATE_WAIT_SECONDS = 60
 # A started session from which nothing arrives within this long is diagnosed.
 SILENCE_SECONDS = 60
-INGEST_PATH = "/api/internal/logs/append"
 
 
 def session_execute(*, agent: Agent, prompt: str, env: dict[str, str], resume=None) -> Session:
@@ -101,10 +102,10 @@ def session_start(*, session_id) -> Session | None:
         reason = (sandbox.error if sandbox else "") or "the sandbox did not become ready"
         return session_fail(session=session, message=f"The sandbox is not available: {reason}")
     agent = session.agent
-    body = {
-        "session_id": str(session.pk),
-        "prompt": session.prompt,
-        "options": {
+    body = protocol.execute_request(
+        session_id=str(session.pk),
+        prompt=session.prompt,
+        options={
             "system_prompt": agent.system_prompt,
             "model": agent.model,
             "allowed_tools": agent.allowed_tools,
@@ -113,17 +114,17 @@ def session_start(*, session_id) -> Session | None:
             "resume": session.resumed_from.claude_session_id if session.resumed_from else None,
             "timeout_seconds": settings.SESSION_TIMEOUT_SECONDS,
         },
-        "env": {
+        env={
             **{k: str(v) for k, v in (agent.env or {}).items()},
             **{s.name: s.reveal() for s in agent.secrets.all()},
             **session.reveal_env(),
             **model_env(),
         },
-        "ingest": {
+        ingest={
             "url": settings.BACKEND_API_URL.rstrip("/") + INGEST_PATH,
             "token": tokens.session_token(session.pk),
         },
-    }
+    )
     with transaction.atomic():
         updated = Session.objects.filter(pk=session.pk, status=SessionStatus.QUEUED).update(
             status=SessionStatus.STARTING, started_at=timezone.now()
