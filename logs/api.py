@@ -116,7 +116,7 @@ class AgentLogsView(APIView):
 
 
 class LogAppendView(APIView):
-    """Sandboxes append lines here with their session's bearer token (DESIGN "Ingest").
+    """Sandboxes append lines here with their session's bearer token (docs/protocol.md).
 
     No session or CSRF auth, no user throttle: the HMAC token is the credential, bound to
     the body's session id. Order: 401 bad header, 400 unreadable body or session id,
