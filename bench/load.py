@@ -57,10 +57,11 @@ if str(ROOT) not in sys.path:
 import httpx  # noqa: E402
 import websockets  # noqa: E402
 
+from agent_runtime.protocol import FINAL_STATUSES  # noqa: E402
 from bench.common import embedded_studio, emit, pct  # noqa: E402
 
 MARKER = "[[load]]"
-FINAL = ("completed", "failed", "cancelled")
+
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 SANDBOX_MARKER = "AGENT_STUDIO_SANDBOX"  # sandboxes.backends.local.MARKER (no Django here)
 TARGETS = {
@@ -488,7 +489,7 @@ async def watch(
                         run.state = message["session"]
                     top = max((line["seq"] for line in run.lines), default=0)
                     last = run.state.get("last_seq") or 0
-                    final = run.state.get("status") in FINAL
+                    final = run.state.get("status") in FINAL_STATUSES
                     if done_at is None and final and top >= last > 0:
                         done_at = time.monotonic() + linger
         except Exception as exc:  # a broken socket is a finding, not a crash of the bench
