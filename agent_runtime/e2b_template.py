@@ -17,13 +17,16 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
 DEFAULT_NAME = "agent-studio-runtime"
 PORT = 8080
 TOKEN_FILE = "/home/user/.agent_runtime/token"
+# The runtime's own output, kept in the sandbox: when a deploy times out waiting for port
+# 8080, the studio reads its tail from here into its log (sandboxes.backends.e2b).
+RUNTIME_LOG = "/home/user/.agent_runtime/runtime.log"
 START_CMD = (
     f"cd /opt/agent_runtime && RUNTIME_TOKEN_FILE={TOKEN_FILE} "
-    f"python -m agent_runtime serve --port {PORT} --workspace /workspace"
+    f"python -m agent_runtime serve --port {PORT} --workspace /workspace "
+    f"2>&1 | tee -a {RUNTIME_LOG}"
 )
 
 
@@ -35,9 +38,12 @@ def template():
     """The template definition (no network): Dockerfile steps, start command, ready check."""
     from e2b import Template, wait_for_port
 
-    # Paths in the Dockerfile are relative to the repository root, like `docker build`.
+    # The build context is this directory, as for `docker build agent_runtime` and
+    # `cd agent_runtime && e2b template create` (see the README).
     return (
-        Template(file_context_path=str(REPO), file_ignore_patterns=["**/tests/**", "**/.venv/**"])
+        Template(
+            file_context_path=str(HERE), file_ignore_patterns=["tests/**", "**/__pycache__/**"]
+        )
         .from_dockerfile(str(HERE / "Dockerfile"))
         .set_start_cmd(START_CMD, wait_for_port(PORT))
     )

@@ -72,6 +72,9 @@ DEFAULT_OPTIONS: Mapping[str, Any] = {
     "permission_mode": DEFAULT_PERMISSION_MODE,
     "resume": None,
     "timeout_seconds": DEFAULT_TIMEOUT_SECONDS,
+    # Problems the studio found before the run (e.g. browser automation missing): shown as
+    # the run's first lines so whoever reads the log sees the cause and the fix.
+    "notices": [],
 }
 
 
@@ -191,6 +194,12 @@ def _validate_options(options: dict[str, Any]) -> dict[str, Any]:
         isinstance(timeout, int | float) and not isinstance(timeout, bool) and timeout > 0,
         "options.timeout_seconds",
         "timeout_seconds must be a positive number",
+    )
+    notices = merged["notices"]
+    _require(
+        isinstance(notices, list) and all(isinstance(n, str) and n for n in notices),
+        "options.notices",
+        "notices must be a list of strings",
     )
     return merged
 

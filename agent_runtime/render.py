@@ -39,6 +39,11 @@ def red(text: str) -> str:
     return f"{RED}{text}{RESET}"
 
 
+def yellow(text: str) -> str:
+    """Wrap text in ANSI yellow (warnings)."""
+    return f"{YELLOW}{text}{RESET}"
+
+
 def to_data(obj: Any) -> Any:
     """A JSON-safe copy of an SDK message (dataclass → dict with its ``type``), long strings cut."""
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .procs import MARKER, kill_session
-from .render import dim, red, render_message, render_result
+from .render import dim, red, render_message, render_result, yellow
 from .shipper import Shipper, ssl_context
 from .state import SessionDir, now_iso
 
@@ -218,6 +218,8 @@ def run_session(session: SessionDir, shipper: Shipper, request: dict[str, Any], 
         {"status": "running", "resume": resume},
         status={"status": "running"},
     )
+    for notice in request["options"]["notices"]:
+        shipper.emit("system", yellow(f"⚠ {notice}"), {"type": "notice", "message": notice})
     try:
         outcome = anyio.run(
             consume,

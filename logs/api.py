@@ -25,11 +25,10 @@ from logs.serializers import (
     SessionLogsOutputSerializer,
     SessionOutputSerializer,
     line_payload,
-    parse_append,
-    parse_session_id,
+    read_append,
 )
 from studio.api import MAX_QUERY_INT
-from studio.errors import ValidationFailed
+from studio.errors import Forbidden, ValidationFailed
 
 MAX_SESSION_PAGE = 5000
 MAX_AGENT_PAGE = 1000
@@ -119,8 +118,11 @@ class LogAppendView(APIView):
     """Sandboxes append lines here with their session's bearer token (docs/protocol.md).
 
     No session or CSRF auth, no user throttle: the HMAC token is the credential, bound to
-    the body's session id. Order: 401 bad header, 400 unreadable body or session id,
-    403 wrong token, 400 bad lines, 404 unknown session.
+    the body's session id. Order, each before any later work: 401 bad header, 413 body
+    over DATA_UPLOAD_MAX_MEMORY_SIZE, 400 no session id in the body, 403 wrong token
+    (checked on the raw bytes, before parsing), 400 nesting deeper than jsonio.MAX_DEPTH or
+    unreadable JSON, 400 bad lines or report, 404 unknown session, 409 token ended (the
+    session final for over INGEST_GRACE, or its sandbox stopped).
     """
 
     authentication_classes: list = []
@@ -136,18 +138,21 @@ class LogAppendView(APIView):
             401: OpenApiResponse(description="No or malformed bearer token"),
             403: OpenApiResponse(description="The token is not this session's"),
             404: OpenApiResponse(description="Unknown session"),
+            409: OpenApiResponse(description="The token has ended: session final, sandbox gone"),
             413: OpenApiResponse(description="Body too large"),
         },
         auth=[],
     )
     def post(self, request):
-        token = services.ingest_bearer_token(request.META.get("HTTP_AUTHORIZATION", ""))
-        # Reading the body through Django enforces DATA_UPLOAD_MAX_MEMORY_SIZE (413);
-        # DRF's parser would otherwise stream any size.
-        request.body  # noqa: B018
-        body = request.data
-        services.ingest_authorize(session_id=parse_session_id(body), token=token)
-        result = services.lines_append(batch=parse_append(body))
+        authorization = request.META.get("HTTP_AUTHORIZATION", "")
+        services.ingest_bearer_token(authorization)  # 401 before the body is even read
+        # Reading the body through Django enforces DATA_UPLOAD_MAX_MEMORY_SIZE (413).
+        raw = request.body
+        session_id = services.ingest_authenticate(authorization=authorization, body=raw)
+        batch = read_append(raw)
+        if batch.session_id != session_id:
+            raise Forbidden("This token does not grant access to that session.")
+        result = services.lines_append(batch=batch)
         return Response(AppendOutputSerializer(result).data)
 
 

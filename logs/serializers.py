@@ -8,16 +8,20 @@ append. The DRF serializers below describe the same shapes for the OpenAPI schem
 
 from __future__ import annotations
 
+import math
+import re
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 from rest_framework import serializers
+from rest_framework.exceptions import ParseError
 
 from agent_runtime import protocol
-from agents.models import Session
+from agents.models import Session, SessionStatus
 from logs import jsonio
 from logs.models import LogKind, LogLine
 from studio.errors import ValidationFailed
@@ -27,6 +31,10 @@ MAX_LINE_CHARS = 64 * 1024
 TRUNCATION_MARKER = "… [truncated {n} chars]"
 _KINDS = frozenset(LogKind.values)
 _MAX_SEQ = 2**63 - 1
+# The session id as a sandbox writes it (the runtime's shipper puts it first in the body):
+# found in the raw bytes, so the token is checked before anything parses the body.
+_RAW_SESSION_ID = re.compile(rb'"session_id"\s*:\s*"([0-9A-Fa-f-]{32,36})"')
+MAX_SESSION_ID_CANDIDATES = 16
 
 
 # ---- ingest ----------------------------------------------------------------------------
@@ -52,6 +60,25 @@ def _fail(where: str, message: str):
     raise ValidationFailed(f"{where}: {message}", details={where: [message]})
 
 
+def session_id_candidates(body: bytes) -> Iterator[uuid.UUID]:
+    """The session ids a raw ingest body may be for, in order: each ``"session_id": "<uuid>"``
+    in it (a line's data may hold one too), at most MAX_SESSION_ID_CANDIDATES, found
+    lazily (the runtime writes the body's own first). Read from the bytes without parsing
+    them, so the bearer token can be checked first; ``parse_append`` later insists that the
+    body's own ``session_id`` is the one the token matched."""
+    found: set[uuid.UUID] = set()
+    for match in _RAW_SESSION_ID.finditer(body):
+        try:
+            candidate = uuid.UUID(match.group(1).decode())
+        except ValueError:
+            continue
+        if candidate not in found:
+            found.add(candidate)
+            yield candidate
+            if len(found) == MAX_SESSION_ID_CANDIDATES:
+                return
+
+
 def parse_session_id(body: Any) -> uuid.UUID:
     """The batch's session id; checked first because the bearer token is bound to it."""
     if not isinstance(body, dict):
@@ -60,6 +87,19 @@ def parse_session_id(body: Any) -> uuid.UUID:
         return uuid.UUID(str(body.get("session_id")))
     except ValueError:
         _fail("session_id", "A valid session UUID is required.")
+
+
+def read_append(raw: bytes) -> AppendBatch:
+    """Parse (``jsonio.loads``: nesting bounded first) and validate a raw ingest body. A
+    non-finite number is a 400; when it sits in a run report, the message names the field."""
+    try:
+        body = jsonio.loads(raw)
+    except jsonio.NotFinite as exc:
+        parse_append(jsonio.loads_allowing_non_finite(raw))  # names a report field holding it
+        raise ParseError(f"JSON parse error - {exc}") from None
+    except ValueError as exc:
+        raise ParseError(f"JSON parse error - {exc}") from None
+    return parse_append(body)
 
 
 def parse_append(body: Any) -> AppendBatch:
@@ -75,11 +115,13 @@ def parse_append(body: Any) -> AppendBatch:
     if len(raw_lines) > MAX_BATCH_LINES:
         _fail("lines", f"At most {MAX_BATCH_LINES} lines per batch (got {len(raw_lines)}).")
     status = body.get("status")
-    if status is not None and not isinstance(status, dict):
-        _fail("status", "Must be an object.")
+    if status is not None:
+        parse_report(status, "status", strict=True)
     lines, seen = [], set()
     for i, raw in enumerate(raw_lines):
         line = _parse_line(raw, f"lines[{i}]")
+        if line.kind in REPORT_KINDS and isinstance(line.data, dict):
+            parse_report(line.data, f"lines[{i}].data", strict=False)
         if line.seq in seen:
             _fail(f"lines[{i}].seq", f"seq {line.seq} appears twice in the batch.")
         seen.add(line.seq)
@@ -112,6 +154,122 @@ def _parse_line(raw: Any, where: str) -> LineIn:
     return LineIn(seq=seq, kind=kind, text=text, data=raw.get("data"), ts=parsed)
 
 
+# ---- what a sandbox reports about its run -----------------------------------------------
+
+# Lines whose data the ingest reads as a report (status, and a result's figures).
+REPORT_KINDS = frozenset({LogKind.STATUS, LogKind.RESULT})
+MAX_TURNS = 10**6
+MAX_REPORTED_USD = 100_000
+MAX_REPORTED_COUNT = 10**10  # tokens or milliseconds in one run
+MAX_REPORT_DEPTH = 3
+MAX_REPORT_ENTRIES = 64
+MAX_SHORT_STRING = 200
+_CLAUDE_SESSION_ID = re.compile(
+    r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.IGNORECASE
+)
+_STATUSES = frozenset(SessionStatus.values)
+
+
+def _number(value: Any, where: str, *, limit: float, integer: bool = False) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        _fail(where, "Must be a number.")
+    if integer and not isinstance(value, int):
+        _fail(where, "Must be an integer.")
+    if not math.isfinite(value) or not 0 <= value <= limit:
+        _fail(where, f"Must be a finite number from 0 to {limit:g}.")
+
+
+def _short_string(value: Any, where: str) -> None:
+    if value is not None and (not isinstance(value, str) or len(value) > MAX_SHORT_STRING):
+        _fail(where, f"Must be a string of at most {MAX_SHORT_STRING} characters.")
+
+
+def _string(value: Any, where: str) -> None:
+    if value is not None and not isinstance(value, str):
+        _fail(where, "Must be a string.")
+
+
+def _figures(value: Any, where: str, depth: int = 1) -> None:
+    """Usage-like figures: objects and lists (bounded), short strings, booleans, and
+    finite, non-negative, bounded numbers."""
+    if value is None or isinstance(value, bool):
+        return
+    if isinstance(value, str):
+        _short_string(value, where)
+        return
+    if isinstance(value, int | float):
+        _number(value, where, limit=MAX_REPORTED_COUNT)
+        return
+    if not isinstance(value, dict | list):
+        _fail(where, "Must be a number, string, boolean, object or list.")
+    if depth > MAX_REPORT_DEPTH or len(value) > MAX_REPORT_ENTRIES:
+        _fail(where, f"At most {MAX_REPORT_DEPTH} levels of {MAX_REPORT_ENTRIES} entries.")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _short_string(key, f"{where}.<key>")
+            _figures(item, f"{where}.{key}", depth + 1)
+    else:
+        for i, item in enumerate(value):
+            _figures(item, f"{where}[{i}]", depth + 1)
+
+
+def _usage(value: Any, where: str) -> None:
+    if value is not None and not isinstance(value, dict):
+        _fail(where, "Must be an object.")
+    _figures(value, where)
+
+
+def _status(value: Any, where: str) -> None:
+    if value is not None and value not in _STATUSES:
+        _fail(where, f"Must be one of {', '.join(sorted(_STATUSES))}.")
+
+
+def _claude_session_id(value: Any, where: str) -> None:
+    if value is not None and not (isinstance(value, str) and _CLAUDE_SESSION_ID.match(value)):
+        _fail(where, "Must be a Claude session id (a UUID).")
+
+
+def _flag(value: Any, where: str) -> None:
+    if value is not None and not isinstance(value, bool):
+        _fail(where, "Must be true or false.")
+
+
+# Each field a run report may carry, and its check: the runtime's status objects and result
+# records (agent_runtime/runner.py build_result) have exactly these.
+REPORT_FIELDS = {
+    "status": _status,
+    "claude_session_id": _claude_session_id,
+    "num_turns": lambda v, w: _number(v, w, limit=MAX_TURNS, integer=True),
+    "total_cost_usd": lambda v, w: _number(v, w, limit=MAX_REPORTED_USD),
+    "usage": _usage,
+    "duration_ms": lambda v, w: _number(v, w, limit=MAX_REPORTED_COUNT, integer=True),
+    "is_error": _flag,
+    "subtype": _short_string,
+    "result": _string,
+    "error": _string,
+    "started_at": _short_string,
+    "finished_at": _short_string,
+    "resume": _short_string,
+}
+
+
+def parse_report(report: Any, where: str, *, strict: bool) -> None:
+    """Check what a sandbox reports about its run (the batch's ``status`` object, or the data
+    of a status or result line): known fields, types, ranges. ValidationFailed names the
+    field. ``strict`` (the status object) refuses unknown fields too; a line's data is the
+    SDK's message and may hold more."""
+    if not isinstance(report, dict):
+        _fail(where, "Must be an object.")
+    for key, value in report.items():
+        check = REPORT_FIELDS.get(key)
+        if check is not None:
+            check(value, f"{where}.{key}")
+        elif strict:
+            _fail(f"{where}.{key}", f"Unknown field; known: {', '.join(sorted(REPORT_FIELDS))}.")
+
+
 def truncate(text: str) -> str:
     """``text`` cut to MAX_LINE_CHARS, with a marker saying how much was dropped."""
     if len(text) <= MAX_LINE_CHARS:
@@ -129,12 +287,37 @@ class LineInputSerializer(serializers.Serializer):
     ts = serializers.DateTimeField()
 
 
+class StatusInputSerializer(serializers.Serializer):
+    """Documents a run report; ``parse_report`` enforces it. The reported cost and usage are
+    kept on the result line only: the studio meters a run's cost itself."""
+
+    status = serializers.ChoiceField(choices=SessionStatus.choices, required=False)
+    claude_session_id = serializers.UUIDField(required=False, allow_null=True)
+    num_turns = serializers.IntegerField(
+        min_value=0, max_value=MAX_TURNS, required=False, allow_null=True
+    )
+    total_cost_usd = serializers.FloatField(
+        min_value=0, max_value=MAX_REPORTED_USD, required=False, allow_null=True
+    )
+    usage = serializers.DictField(required=False, allow_null=True)
+    duration_ms = serializers.IntegerField(
+        min_value=0, max_value=MAX_REPORTED_COUNT, required=False, allow_null=True
+    )
+    is_error = serializers.BooleanField(required=False, allow_null=True)
+    subtype = serializers.CharField(required=False, allow_null=True)
+    result = serializers.CharField(required=False, allow_null=True)
+    error = serializers.CharField(required=False, allow_null=True)
+    started_at = serializers.CharField(required=False, allow_null=True)
+    finished_at = serializers.CharField(required=False, allow_null=True)
+    resume = serializers.CharField(required=False, allow_null=True)
+
+
 class AppendInputSerializer(serializers.Serializer):
     """Documents the ingest body; ``parse_append`` enforces it."""
 
     session_id = serializers.UUIDField()
     lines = LineInputSerializer(many=True, max_length=MAX_BATCH_LINES)
-    status = serializers.DictField(required=False, allow_null=True)
+    status = StatusInputSerializer(required=False, allow_null=True)
 
 
 class AppendOutputSerializer(serializers.Serializer):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from decimal import Decimal, InvalidOperation
 from math import inf
 from typing import Any
 
@@ -18,11 +18,17 @@ from logs import jsonio
 from logs.events import publish_lines, publish_session
 from logs.models import LogKind, LogLine
 from logs.redaction import Redactor, session_redactor
-from logs.serializers import MAX_LINE_CHARS, AppendBatch, LineIn, truncate
+from logs.serializers import (
+    MAX_LINE_CHARS,
+    AppendBatch,
+    LineIn,
+    session_id_candidates,
+    truncate,
+)
 from sandboxes.models import LIVE_SANDBOX_STATUSES, Sandbox
 from sandboxes.services.activity import sandbox_touch
 from studio import tokens
-from studio.errors import Forbidden, NotAuthenticated, NotFound
+from studio.errors import Conflict, Forbidden, NotAuthenticated, NotFound, ValidationFailed
 
 
 @dataclass(frozen=True)
@@ -37,6 +43,10 @@ ACTIVITY_RESOLUTION = timedelta(seconds=2)
 ACTIVITY_RESOLUTION_SECONDS = ACTIVITY_RESOLUTION.total_seconds()
 _sandbox_looked_at: dict = {}  # sandbox id -> time.monotonic() of the last look
 _TOKEN_SHAPE = re.compile(r"^[0-9a-f]{64}$")
+# How long a session's ingest token keeps working after the session became final: the
+# runtime's own closing lines (after a cancel, the run's last output and its result) take a
+# few seconds to drain. Counted on the studio's clock (finished_at is never in the future).
+INGEST_GRACE = timedelta(seconds=60)
 # Sessions only move forward; every final status ranks the same, so a final one is final.
 STATUS_RANK = {
     SessionStatus.QUEUED: 0,
@@ -56,23 +66,65 @@ def ingest_bearer_token(authorization: str) -> str:
     return token
 
 
-def ingest_authorize(*, session_id, token: str) -> None:
-    """Forbidden (403) unless ``token`` is this session's token.
+def ingest_authenticate(*, authorization: str, body: bytes) -> uuid.UUID:
+    """The session id an ingest request may write to, from its bearer token and its raw
+    body, before the body is parsed: NotAuthenticated (401) without a session-token-shaped
+    bearer, ValidationFailed (400) when the body names no session id, Forbidden (403) when
+    the token is not that session's.
 
     Checked before the session is looked up, so a caller without the right token learns
     nothing about whether the session exists: only the token holder can get a 404.
     """
+    token = ingest_bearer_token(authorization)
+    named = False
+    for session_id in session_id_candidates(body):
+        if tokens.session_token_matches(session_id, token):
+            return session_id
+        named = True
+    if not named:
+        raise ValidationFailed(
+            "session_id: A valid session UUID is required.",
+            details={"session_id": ["A valid session UUID is required."]},
+        )
+    raise Forbidden("This token does not grant access to that session.")
+
+
+def ingest_authorize(*, session_id, token: str) -> None:
+    """Forbidden (403) unless ``token`` is this session's token."""
     if not tokens.session_token_matches(session_id, token):
         raise Forbidden("This token does not grant access to that session.")
+
+
+def _check_open(session: Session) -> None:
+    """Conflict (409) once a session's token has ended: its sandbox is gone (stopped, failed,
+    expired), or the session has been final for longer than INGEST_GRACE."""
+    sandbox = session.sandbox
+    if sandbox is not None and sandbox.status not in LIVE_SANDBOX_STATUSES:
+        raise Conflict(
+            f"The session's sandbox is {sandbox.status}: its ingest token has ended.",
+            code="SandboxStopped",
+        )
+    if session.is_final and (
+        session.finished_at is None or timezone.now() - session.finished_at > INGEST_GRACE
+    ):
+        raise Conflict(
+            f"The session is {session.status}: its ingest token ended "
+            f"{int(INGEST_GRACE.total_seconds())} s after it finished.",
+            code="SessionFinished",
+        )
 
 
 def lines_append(*, batch: AppendBatch) -> AppendResult:
     """Store a batch of lines for one session, idempotent on (session, seq).
 
-    Lines are redacted and truncated before storage. Status and result lines (and the
-    batch's ``status`` object) move the session forward; a finished session keeps its status
-    (late lines are still stored). The sandbox's activity clock is bumped. Lines and any
-    status change are published once, after commit.
+    Conflict (409) when the session's token has ended (``_check_open``). Lines are redacted
+    and truncated before storage. Status and result lines (and the batch's ``status``
+    object, validated by ``parse_append``) move the session forward: its status, turns and
+    Claude session id, never its cost or usage (the studio meters those; the reported
+    figures stay on the result line). A final session accepts no change at all (late lines
+    within the grace are still stored); a report that would lower num_turns is a 400 and
+    nothing is stored. The sandbox's activity clock is bumped. Lines and any status change
+    are published once, after commit.
     """
     try:
         return _append(batch)
@@ -87,9 +139,12 @@ def _append(batch: AppendBatch) -> AppendResult:
     try:
         # Appends for one session serialise on its row lock, so the duplicate check below is
         # exact and concurrent status/last_seq updates cannot interleave.
-        session = Session.objects.select_for_update().get(pk=batch.session_id)
+        # The sandbox comes along in the same query (not locked) for _check_open.
+        sessions = Session.objects.select_for_update(of=("self",)).select_related("sandbox")
+        session = sessions.get(pk=batch.session_id)
     except Session.DoesNotExist:
         raise NotFound("Session not found.") from None
+    _check_open(session)
 
     existing = _stored_seqs(session, [line.seq for line in batch.lines])
     redactor = session_redactor(session)
@@ -208,31 +263,32 @@ def _apply_lines(session: Session, lines: list[LineIn]) -> set[str]:
 
 
 def _apply_info(session: Session, info: dict[str, Any], ts: datetime) -> set[str]:
-    """Absorb a status or result object: status first, then any result figures."""
-    fields = _advance(session, info.get("status"), ts, info.get("error"))
-    cost = info.get("total_cost_usd")
-    if isinstance(cost, int | float | str) and not isinstance(cost, bool):
-        try:
-            session.total_cost_usd = Decimal(str(cost)).quantize(Decimal("0.000001"))
-            fields.add("total_cost_usd")
-        except InvalidOperation:
-            pass
-    if isinstance(info.get("usage"), dict):
-        session.usage = info["usage"]
-        fields.add("usage")
+    """Absorb a status or result report (validated by ``parse_report``): status first, then
+    turns and the Claude session id. A final session takes nothing; cost and usage are not
+    the sandbox's to set."""
+    if session.is_final:
+        return set()
     turns = info.get("num_turns")
-    if isinstance(turns, int) and not isinstance(turns, bool) and turns >= 0:
+    if turns is not None and turns < session.num_turns:
+        raise ValidationFailed(
+            f"num_turns: Must not decrease (the session has {session.num_turns}).",
+            details={"num_turns": [f"Must be at least {session.num_turns}."]},
+        )
+    # The sandbox's clock dates the run, but never into the future: the token's grace
+    # after the end is counted from finished_at.
+    fields = _advance(session, info.get("status"), min(ts, timezone.now()), info.get("error"))
+    if turns is not None and turns != session.num_turns:
         session.num_turns = turns
         fields.add("num_turns")
     claude_id = info.get("claude_session_id")
-    if isinstance(claude_id, str) and claude_id:
-        session.claude_session_id = claude_id[:100]
+    if claude_id and claude_id != session.claude_session_id:
+        session.claude_session_id = claude_id
         fields.add("claude_session_id")
     return fields
 
 
 def _advance(session: Session, status: Any, ts: datetime, error: Any) -> set[str]:
-    if status not in STATUS_RANK or session.is_final:
+    if status not in STATUS_RANK:
         return set()
     if STATUS_RANK[status] <= STATUS_RANK[session.status]:
         return set()
@@ -245,7 +301,7 @@ def _advance(session: Session, status: Any, ts: datetime, error: Any) -> set[str
         session.finished_at = max(ts, session.started_at or ts)
         fields.add("finished_at")
         if isinstance(error, str) and error:
-            session.error = error
+            session.error = truncate(error)
             fields.add("error")
     return fields
 

@@ -12,7 +12,6 @@ from rest_framework.views import APIView
 from agents.selectors import agent_get, session_get
 from logs.serializers import SessionOutputSerializer
 from sandboxes import api_serializers as io
-from sandboxes.models import SandboxStatus
 from sandboxes.selectors import latest_sandbox
 from sandboxes.serializers import DeploymentSerializer, SandboxOutputSerializer
 from sandboxes.services import actions
@@ -42,25 +41,22 @@ class DeployView(APIView):
 
 
 class SandboxView(APIView):
-    @extend_schema(responses={200: DeploymentSerializer}, operation_id="agents_sandbox")
+    @extend_schema(
+        responses={200: DeploymentSerializer},
+        operation_id="agents_sandbox",
+        description=(
+            "The agent's latest deployment, whatever its status (`stopped`, `expired`, "
+            "`paused` and `failed` included; a failed one's `error` says why and how to fix "
+            "it). 404 only when the agent was never deployed."
+        ),
+    )
     def get(self, request, agent_id):
         agent = agent_get(user=request.user, agent_id=agent_id)
-        sandbox = live_sandbox(agent)
+        # The live one if any (it is also the newest, as deploy makes at most one at a time).
+        sandbox = live_sandbox(agent) or latest_sandbox(agent)
         if sandbox is None:
-            raise _no_live_sandbox(agent)
+            raise NotFound("This agent has never been deployed.")
         return _deployment(sandbox)
-
-
-def _no_live_sandbox(agent) -> NotFound:
-    """The 404 for an agent without a live sandbox; when its last deploy failed, it says why
-    (a client polling after deploy otherwise sees only that the sandbox is gone)."""
-    last = latest_sandbox(agent)
-    if last is None or last.status != SandboxStatus.FAILED:
-        return NotFound("This agent has no live sandbox.")
-    return NotFound(
-        f"This agent has no live sandbox: its last deploy failed. {last.error}".strip(),
-        details={"last_deployment": SandboxOutputSerializer(last).data},
-    )
 
 
 class StopView(APIView):

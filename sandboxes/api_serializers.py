@@ -63,9 +63,20 @@ class FileReadSerializer(serializers.Serializer):
 
 class PackagesInputSerializer(serializers.Serializer):
     packages = serializers.ListField(
-        child=serializers.CharField(max_length=214), min_length=1, max_length=50
+        child=serializers.CharField(max_length=214),
+        min_length=1,
+        max_length=50,
+        help_text="Package names, optionally with a version (`axios@1.7`, `requests==2.32`).",
     )
-    manager = serializers.ChoiceField(choices=["pip", "npm"], required=False, default="pip")
+    manager = serializers.ChoiceField(
+        choices=["npm", "pip"],
+        required=False,
+        default="npm",
+        help_text=(
+            "npm (the default, as in the seed guide: `npm install` into /workspace, so "
+            "`require()` from the workspace finds them) or pip (the sandbox's Python)."
+        ),
+    )
 
 
 class ExecInputSerializer(serializers.Serializer):

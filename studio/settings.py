@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 from agent_runtime import protocol
@@ -32,7 +33,9 @@ REDIS_URL = env_str("REDIS_URL")
 EMBEDDED = not DATABASE_URL and not REDIS_URL
 TESTING = "pytest" in sys.modules
 
-DEBUG = env_bool("DEBUG", default=EMBEDDED)
+# Off unless asked for, in both modes: Django's debug pages show settings, SQL and source to
+# anyone who makes a request fail. Embedded mode serves its pages the same either way.
+DEBUG = env_bool("DEBUG", default=False)
 
 if EMBEDDED:
     _local = load_or_create_local_keys(DATA_DIR / "local-keys.json")
@@ -70,6 +73,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "channels",
+    "axes",
     "studio",
     "agents",
     "sandboxes",
@@ -85,6 +89,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "axes.middleware.AxesMiddleware",  # last, as django-axes asks
 ]
 
 ROOT_URLCONF = "studio.urls"
@@ -143,15 +148,32 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"] if (BASE_DIR / "static").is_dir() else []
+# Production serves hashed, compressed copies made by `collectstatic`; embedded mode (and
+# DEBUG) serves the files where they are, found at start, so `runstudio` needs no build step.
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
         "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"
-        if DEBUG or TESTING
+        if DEBUG or TESTING or EMBEDDED
         else "whitenoise.storage.CompressedManifestStaticFilesStorage"
     },
 }
-WHITENOISE_USE_FINDERS = DEBUG
+WHITENOISE_USE_FINDERS = DEBUG or EMBEDDED
+WHITENOISE_AUTOREFRESH = DEBUG
+
+# Sign-in throttling (django-axes, for the sign-in page and the admin's): after
+# LOGIN_FAILURE_LIMIT failures for one username from one address, that pair is locked out for
+# LOGIN_LOCKOUT_MINUTES; a success resets the count. Attempts are rows in the database, so
+# every web process sees them; operators see and clear them in admin (Axes).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "agents.web.login.locked_out"
 
 LOGIN_URL = "/login/"
 LOGIN_REDIRECT_URL = "/"
@@ -231,7 +253,7 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "studio.api.exception_handler",
     # The API speaks JSON only (nested skills, env, files do not fit a form); so does the
     # schema, and the test client by default.
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["logs.jsonio.BoundedJSONParser"],  # nesting bounded: jsonio
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
     "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.UserRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {
@@ -241,6 +263,8 @@ REST_FRAMEWORK = {
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
 
+# /api/schema/ and /api/docs/ need a signed-in user (session or token) unless this opens them.
+API_SCHEMA_PUBLIC = env_bool("API_SCHEMA_PUBLIC", default=False)
 SPECTACULAR_SETTINGS = {
     "TITLE": "Agent Studio API",
     "DESCRIPTION": "Define Claude agents, deploy them into sandboxes, run prompts, read logs.",
@@ -269,6 +293,18 @@ SANDBOX_BACKEND = env_choice(
 SANDBOX_DATA_DIR = DATA_DIR / (f"test-runs/{os.getpid()}" if TESTING else "")
 SANDBOX_LOCAL_ISOLATION = env_choice("SANDBOX_LOCAL_ISOLATION", ("bwrap", "none"), "bwrap")
 SANDBOX_TIMEOUT_SECONDS = env_int("SANDBOX_TIMEOUT_SECONDS", 1800, minimum=60)
+# Local sandboxes: each runs as its own host uid from this range (first-last; uids nobody
+# else uses; user namespaces map the sandbox's uid 1000 onto it), with these limits in a
+# cgroup of its own and a disk of its own for /workspace and HOME (0 MB: no quota).
+SANDBOX_UID_RANGE = env_str("SANDBOX_UID_RANGE", "1300000-1365535")
+SANDBOX_PIDS_MAX = env_int("SANDBOX_PIDS_MAX", 512, minimum=16)
+SANDBOX_MEMORY_MB = env_int("SANDBOX_MEMORY_MB", 2048, minimum=64)
+# Against 100 for everything else: under load the studio's own processes come first.
+SANDBOX_CPU_WEIGHT = env_int("SANDBOX_CPU_WEIGHT", 20, minimum=1)
+SANDBOX_DISK_MB = env_int("SANDBOX_DISK_MB", 2048, minimum=0)
+# The host uid of local sandboxes' network helpers (pasta and the namespace it holds); the
+# egress proxy of `allowlist` agents runs as the next uid. Both outside SANDBOX_UID_RANGE.
+SANDBOX_NET_UID = env_int("SANDBOX_NET_UID", 64900, minimum=1000)
 # How long a deploy waits for the sandbox's runtime to answer /health. A runtime starts in
 # well under a second on an idle machine, but twenty deploys at once on two cores take longer.
 SANDBOX_READY_TIMEOUT_SECONDS = env_int("SANDBOX_READY_TIMEOUT_SECONDS", 120, minimum=1)
@@ -280,6 +316,9 @@ SANDBOX_MAX_LIVE_PER_USER = env_int("SANDBOX_MAX_LIVE_PER_USER", 5, minimum=1)
 SESSION_TIMEOUT_SECONDS = env_int(
     "SESSION_TIMEOUT_SECONDS", protocol.DEFAULT_TIMEOUT_SECONDS, minimum=10
 )
+# How a sandbox reaches the studio. Unset in embedded mode, `runstudio` points it at the
+# address it serves on (so `make run PORT=8100` works); production must set it for E2B.
+BACKEND_API_URL_SET = bool(env_str("BACKEND_API_URL"))
 BACKEND_API_URL = env_str("BACKEND_API_URL", "http://127.0.0.1:8000")
 
 # Model credentials handed to sandboxes at execute (never stored, redacted from logs).
@@ -297,18 +336,22 @@ LOGGING = {
         "celery": {"level": "WARNING"},
         # The in-memory broker has no host; kombu warns about that on every connection.
         "kombu.connection": {"level": "ERROR"},
+        "axes.apps": {"level": "WARNING"},  # its start banner, in every manage command
     },
 }
 
 if not DEBUG:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    # Production sits behind TLS; embedded mode serves plain HTTP on this machine unless told.
+    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not EMBEDDED)
     # Probes and sandboxes may talk plain HTTP on the private network.
     SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^api/internal/"]
     # Behind TLS cookies must be Secure; a plain-HTTP staging setup can turn this off.
-    SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", True)
+    SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", not EMBEDDED)
     CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
-    SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000, minimum=0)
+    SECURE_HSTS_SECONDS = env_int(
+        "SECURE_HSTS_SECONDS", 31536000 if SECURE_SSL_REDIRECT else 0, minimum=0
+    )
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = True
     SECURE_CONTENT_TYPE_NOSNIFF = True

@@ -1,6 +1,7 @@
-"""The wire contract: it speaks the SDK's vocabulary, its builder and its validator agree, and
-the runtime reports its version. (The studio's side of the round trips is in
-sandboxes/tests/test_wire_protocol.py and logs/tests/test_ingest_protocol.py.)"""
+"""The wire contract: it speaks the SDK's vocabulary, its builder and its validator agree, the
+runtime reports its version, and the studio's notices ride in the options. (The studio's
+side of the round trips is in sandboxes/tests/test_wire_protocol.py and
+logs/tests/test_ingest_protocol.py.)"""
 
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ def test_a_built_request_is_one_the_validator_accepts_unchanged():
         session_id="s-1", prompt="hi", options=options, env={"A": "1"}, ingest=INGEST
     )
     assert protocol.validate_execute(body) == body
-    assert body["options"] == options
+    assert body["options"] == {**options, "notices": []}
 
 
 def test_a_missing_option_takes_the_protocol_default():
@@ -109,3 +110,19 @@ def test_the_runtime_and_its_protocol_import_no_django():
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def body(**options):
+    return {"session_id": "s1", "prompt": "hi", "options": options, "ingest": INGEST}
+
+
+def test_notices_default_to_none_and_keep_their_order():
+    assert protocol.validate_execute(body())["options"]["notices"] == []
+    assert protocol.validate_execute(body(notices=["a", "b"]))["options"]["notices"] == ["a", "b"]
+
+
+@pytest.mark.parametrize("bad", ["one string", [1], [""], {"a": 1}])
+def test_it_refuses_notices_that_are_not_a_list_of_strings(bad):
+    with pytest.raises(protocol.ValidationError) as caught:
+        protocol.validate_execute(body(notices=bad))
+    assert caught.value.field == "options.notices"

@@ -30,9 +30,11 @@ from studio.errors import NotFound
 SESSIONS_SHOWN = 50
 # Lines the terminal loads at once before following live; older ones via "Download".
 TERMINAL_TAIL = 5000
+# The seed guide's web-scraping skill (Playwright for Node) first; the runtime's Python one
+# if it is missing.
 EXAMPLE_SKILLS = [
-    settings.BASE_DIR / "agent_runtime" / "skills" / "web-scraping" / "SKILL.md",
     Path(__file__).parent / "examples" / "web-scraping.md",
+    settings.BASE_DIR / "agent_runtime" / "skills" / "web-scraping" / "SKILL.md",
 ]
 
 

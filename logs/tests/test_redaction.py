@@ -1,12 +1,24 @@
 from __future__ import annotations
 
+import base64
+import json
+import re
+import urllib.parse
+
 import pytest
 
 from agents.models import Secret
 from logs import jsonio
 from logs.models import LogLine
-from logs.redaction import Redactor, redactor_for_session
+from logs.redaction import (
+    Redactor,
+    redactor_for_sandbox,
+    redactor_for_session,
+    sandbox_credentials,
+)
 from logs.tests.conftest import line
+from sandboxes.models import Sandbox
+from studio.tokens import runtime_token, session_token
 
 SECRET = "hunter2-very-secret"
 ENV_VALUE = "env-value-from-request"
@@ -137,3 +149,122 @@ def test_it_redacts_before_storage(append, agent, make_session, monkeypatch):
     assert second.data["error"] == "bad key ***"
     session.refresh_from_db()
     assert session.error == "bad key ***"
+
+
+# ---- encoded and folded forms ----------------------------------------------------------
+
+LONG = "sk-studio-secret-Zr5TnYh2Lq8vW/+x"  # '/' and '+' so base64 and URL forms differ
+RAW = LONG.encode()
+
+
+def _b64_core(prefix: bytes) -> str:
+    stream = base64.b64encode(prefix + RAW + b"tail").decode()
+    start = -(-len(prefix) * 8 // 6)
+    return stream, stream[start : (len(prefix) + len(RAW)) * 8 // 6]
+
+
+ENCODED = {
+    "base64": base64.b64encode(RAW).decode(),
+    "base64 without padding": base64.b64encode(RAW).decode().rstrip("="),
+    "base64url": base64.urlsafe_b64encode(RAW).decode(),
+    "base64, 1 byte into a stream": _b64_core(b"a")[0],
+    "base64, 2 bytes into a stream": _b64_core(b"ab")[0],
+    "base64, 3 bytes into a stream": _b64_core(b"abc")[0],
+    "base64url, 1 byte into a stream": base64.urlsafe_b64encode(b"\xfb" + RAW).decode(),
+    "base64url, 2 bytes into a stream": base64.urlsafe_b64encode(b"\xfb\xff" + RAW).decode(),
+    "hex": RAW.hex(),
+    "HEX": RAW.hex().upper(),
+    "URL-encoded": urllib.parse.quote(LONG, safe=""),
+    "URL-encoded, lower-case escapes": re.sub(
+        "%[0-9A-F]{2}", lambda m: m.group().lower(), urllib.parse.quote(LONG, safe="")
+    ),
+    "form-encoded": urllib.parse.urlencode({"k": LONG}),
+    "reversed": LONG[::-1],
+    "folded by newlines": "\n".join(LONG[i : i + 5] for i in range(0, len(LONG), 5)),
+    "folded by CRLF and tabs": "\r\n\t".join(LONG[i : i + 3] for i in range(0, len(LONG), 3)),
+    "one character a line": "\n".join(LONG),
+    "base64 wrapped at 76": "\n".join(
+        (lambda e: [e[i : i + 76] for i in range(0, len(e), 76)])(
+            base64.b64encode(b"x" * 100 + RAW).decode()
+        )
+    ),
+    "hex with spaces (od)": " ".join(RAW.hex()[i : i + 2] for i in range(0, 2 * len(RAW), 2)),
+}
+
+
+def _leaked(text: str) -> bool:
+    squeezed = re.sub(r"\s", "", text)
+    cores = [_b64_core(p)[1] for p in (b"", b"a", b"ab", b"abc")]
+    forms = [LONG, LONG[::-1], RAW.hex(), RAW.hex().upper(), *cores]
+    forms += [c.replace("+", "-").replace("/", "_") for c in cores]
+    forms += [urllib.parse.quote(LONG, safe="")]
+    return any(form in text or form in squeezed for form in forms)
+
+
+@pytest.mark.parametrize("name", sorted(ENCODED))
+def test_it_masks_every_encoded_and_folded_form(name):
+    encoded = ENCODED[name]
+    assert _leaked(encoded) or name.startswith(("base64url, ", "form-", "URL-encoded, lower"))
+    redactor = Redactor([LONG])
+    text = f"before {encoded} after"
+    masked = redactor.text(text)
+    assert "***" in masked and not _leaked(masked), masked
+    assert masked.startswith("before ") and masked.endswith(" after")
+    data = {"out": [text]}
+    assert redactor.could_change(["clean"], [jsonio.dumps(data)])
+    assert redactor.could_change([text], [])
+    assert not _leaked(json.dumps(redactor.data(data)))
+    assert b"***" in redactor.binary(text.encode())
+    assert not _leaked(redactor.binary(text.encode()).decode())
+
+
+def test_it_masks_a_non_ascii_secret_in_a_binary_file():
+    secret = "clé-secrète-très-longue"
+    blob = b"\x00\xff" + secret.encode() + b"\x80" + base64.b64encode(secret.encode())
+    assert Redactor([secret]).binary(blob) == b"\x00\xff***\x80***"
+
+
+def test_short_values_are_masked_only_as_they_are():
+    redactor = Redactor(["abcd123"])  # below ENCODED_MIN_LENGTH
+    assert redactor.text("abcd123 321dcba") == "*** 321dcba"
+
+
+def test_a_clean_batch_stays_clean_with_many_forms_to_look_for():
+    redactor = Redactor([LONG, SECRET, ENV_VALUE, "x" * 64])
+    texts = [f"\x1b[2m⎿\x1b[0m line {i}: compiled module_{i}.py ok" for i in range(300)]
+    docs = [jsonio.dumps({"content": [{"text": t, "n": i}]}) for i, t in enumerate(texts)]
+    assert not redactor.could_change(texts, docs)
+
+
+def test_the_redactor_never_recurses_without_bound():
+    deep: object = "hunter2-very-secret"
+    for _ in range(100_000):
+        deep = [deep]
+    masked = Redactor([SECRET]).data({"a": deep})
+    depth, node = 0, masked["a"]
+    while isinstance(node, list):
+        depth, node = depth + 1, node[0]
+    assert node == "***" and depth < 200
+
+
+def test_the_session_redactor_knows_the_credentials_handed_to_its_sandbox(agent, make_session):
+    sandbox = Sandbox.objects.create(agent=agent, backend="local", status="ready")
+    session = make_session(sandbox=sandbox)
+    ingest, runtime = session_token(session.pk), runtime_token(sandbox.pk)
+    b64 = base64.b64encode(ingest.encode()).decode()
+    text = f"{ingest} {runtime} {b64} {ingest[::-1]}"
+    assert redactor_for_session(session).text(text) == "*** *** *** ***"
+    assert redactor_for_sandbox(sandbox).text(text) == "*** *** *** ***"
+
+
+def test_a_credential_the_studio_starts_handing_out_is_masked_once_minted(
+    agent, make_session, monkeypatch
+):
+    """The gateway's per-session credential (tokens.gateway_token, from the gateway branch)
+    joins every redactor through sandbox_credentials, the one list."""
+    from studio import tokens
+
+    monkeypatch.setattr(tokens, "gateway_token", lambda sid: f"gw-{sid}-credential", raising=False)
+    session = make_session()
+    assert redactor_for_session(session).text(f"key gw-{session.pk}-credential") == "key ***"
+    assert f"gw-{session.pk}-credential" in sandbox_credentials(session_id=session.pk)

@@ -8,6 +8,7 @@ import threading
 from django.conf import settings
 
 from sandboxes.backends.base import BackendError, SandboxBackend
+from studio.model_env import model_env
 
 _overrides: dict[str, SandboxBackend] = {}
 _lock = threading.Lock()
@@ -29,9 +30,20 @@ def get_backend(name: str) -> SandboxBackend:
 def _build(name: str) -> SandboxBackend:
     if name == "local":
         from sandboxes.backends.local import LocalBackend
+        from sandboxes.backends.local_cgroups import Limits
 
         return LocalBackend(
-            data_dir=settings.SANDBOX_DATA_DIR, isolation=settings.SANDBOX_LOCAL_ISOLATION
+            data_dir=settings.SANDBOX_DATA_DIR,
+            isolation=settings.SANDBOX_LOCAL_ISOLATION,
+            uid_range=_uid_range(settings.SANDBOX_UID_RANGE),
+            limits=Limits(
+                pids_max=settings.SANDBOX_PIDS_MAX,
+                memory_bytes=settings.SANDBOX_MEMORY_MB << 20,
+                cpu_weight=min(settings.SANDBOX_CPU_WEIGHT, 10000),
+            ),
+            disk_bytes=settings.SANDBOX_DISK_MB << 20,
+            studio_urls=_studio_urls,
+            net_uid=settings.SANDBOX_NET_UID,
         )
     if name == "e2b":
         if not settings.E2B_API_KEY:
@@ -47,8 +59,31 @@ def _build(name: str) -> SandboxBackend:
             template_id=settings.E2B_TEMPLATE_ID,
             install_id=settings.STUDIO_INSTALL_ID,
             domain=settings.E2B_DOMAIN or None,
+            studio_urls=_studio_urls,
         )
     raise BackendError(f"Unknown sandbox backend {name!r}.", code="UnknownBackend")
+
+
+def _studio_urls() -> tuple[str, ...]:
+    """What a local sandbox must reach on the studio's side under every network policy:
+    BACKEND_API_URL (ingest), and the model endpoint the studio hands to runs for as long
+    as runs call it directly rather than through the studio's model gateway."""
+    model = model_env().get("ANTHROPIC_BASE_URL") or "https://api.anthropic.com"
+    return (settings.BACKEND_API_URL, model)
+
+
+def _uid_range(text: str) -> tuple[int, int]:
+    """SANDBOX_UID_RANGE "first-last" as two ints; a clear error if it is not that."""
+    first, sep, last = text.partition("-")
+    try:
+        if sep:
+            return int(first), int(last)
+    except ValueError:
+        pass
+    raise BackendError(
+        f"SANDBOX_UID_RANGE must be FIRST-LAST (e.g. 1300000-1365535), not {text!r}.",
+        code="BadSetting",
+    )
 
 
 def override_backend(name: str, backend: SandboxBackend | None) -> None:

@@ -158,3 +158,15 @@ class SandboxBackend(abc.ABC):
     @abc.abstractmethod
     def list(self) -> list[SandboxInfo]:
         """Every sandbox this studio install has at the provider, alive now."""
+
+    def runtime_log(self, external_id: str, *, max_bytes: int = 4000) -> str:
+        """The end of the runtime's own output (its start command's stdout and stderr), for
+        diagnosing a runtime that never answered; "" when the backend keeps none. Operators
+        read it in the studio's log: it may name host paths, so it is not shown to users."""
+        return ""
+
+    def limits_hit(self, external_id: str) -> list[str]:
+        """Which of the sandbox's resource limits it has run into ("pids", "memory",
+        "disk"), as far as the provider can tell; readable until kill. [] if none or
+        unknown."""
+        return []

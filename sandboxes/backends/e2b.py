@@ -12,11 +12,13 @@ Nothing here reads Django settings: a factory passes the configuration in.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import logging
 import posixpath
 import shlex
 import threading
 from collections.abc import Callable, Iterator
+from urllib.parse import urlsplit
 
 import httpx
 from e2b import (
@@ -35,6 +37,7 @@ from e2b import (
     TimeoutException,
 )
 from e2b.connection_config import ConnectionConfig
+from e2b.sandbox.network import ALL_TRAFFIC
 
 from sandboxes.backends.base import (
     MAX_OUTPUT_BYTES,
@@ -52,11 +55,13 @@ from sandboxes.backends.base import (
     SandboxHandle,
     SandboxInfo,
 )
+from sandboxes.backends.local_net import BLOCKED
 
 logger = logging.getLogger(__name__)
 
 TOKEN_DIR = "/home/user/.agent_runtime"
 TOKEN_FILE = f"{TOKEN_DIR}/token"
+RUNTIME_LOG = f"{TOKEN_DIR}/runtime.log"  # written by the template's start command
 BUILD_HINT = "Build it with `python manage.py build_template` and set E2B_TEMPLATE_ID."
 # How long the quick housekeeping commands (token provisioning, realpath) may take.
 HOUSEKEEPING_TIMEOUT = 30
@@ -78,6 +83,7 @@ class E2BBackend(SandboxBackend):
         sandbox_scheme: str = "https",
         host_resolver: Callable[[str], str] | None = None,
         max_output_bytes: int = MAX_OUTPUT_BYTES,
+        studio_urls: Callable[[], tuple[str, ...]] = tuple,
     ):
         """`sandbox_scheme` and `host_resolver` exist for the local double (tests): in
         production a sandbox port is `https://{port}-{id}.{domain}`, which needs wildcard DNS;
@@ -89,6 +95,7 @@ class E2BBackend(SandboxBackend):
         self.sandbox_scheme = sandbox_scheme
         self.host_resolver = host_resolver
         self.max_output_bytes = max_output_bytes
+        self.studio_urls = studio_urls  # reachable under every network policy
         # Debug mode is pinned off: E2B_DEBUG in the environment would make the SDK skip the
         # control plane. Options left as None fall back to the SDK defaults (e2b.app).
         self._opts = {
@@ -122,6 +129,7 @@ class E2BBackend(SandboxBackend):
                 timeout=spec.timeout_seconds,
                 metadata=metadata,
                 envs=dict(spec.env),
+                **network_options(spec, self.studio_urls()),
                 **self._opts,
             )
         self._remember(sbx)
@@ -263,6 +271,18 @@ class E2BBackend(SandboxBackend):
             for e in entries
         ]
 
+    def runtime_log(self, external_id: str, *, max_bytes: int = 4000) -> str:
+        """The tail of the log the template's start command writes (RUNTIME_LOG)."""
+        try:
+            result = self.exec(
+                external_id,
+                f"tail -c {int(max_bytes)} {RUNTIME_LOG} 2>/dev/null",
+                timeout=HOUSEKEEPING_TIMEOUT,
+            )
+        except BackendError:
+            return ""
+        return result.stdout
+
     def _check_inside(self, sbx: Sandbox, path: str) -> None:
         """Resolve symlinks inside the sandbox: only it knows where a link points."""
         with self._errors("check a path", external_id=sbx.sandbox_id):
@@ -367,3 +387,20 @@ class _Capped:
 
     def text(self) -> str:
         return "".join(self.parts)
+
+
+def network_options(spec: CreateSpec, studio_urls) -> dict:
+    """The agent's network policy as E2B's own egress controls (`Sandbox.create(network=)`,
+    enforced by E2B outside the VM). `open`: the public internet, minus the IPv4 ranges a
+    local sandbox never reaches; `allowlist`: the listed domains (E2B matches `*.domain`
+    like we do) and the studio's hosts, everything else denied; `none`: the studio's hosts
+    only. What E2B cannot express is in docs/security.md (IPv6 ranges, deny by domain)."""
+    studio_hosts = [h for h in (urlsplit(u).hostname for u in studio_urls) if h]
+    if spec.network_policy == "open":
+        v4 = [n for n in BLOCKED if ipaddress.ip_network(n).version == 4]
+        return {"network": {"deny_out": v4}}
+    allowed = list(spec.network_allowlist) if spec.network_policy == "allowlist" else []
+    allowed = list(dict.fromkeys([*allowed, *studio_hosts]))
+    if not allowed:
+        return {"allow_internet_access": False}
+    return {"network": {"allow_out": allowed, "deny_out": [ALL_TRAFFIC]}}

@@ -7,7 +7,8 @@ workspace root with O_NOFOLLOW, and resolve each symlink ourselves the way the s
 see it (absolute targets are sandbox paths, so only `/workspace/...` stays inside; `..` may
 not climb above the root). Anything that leaves raises PathOutsideWorkspace. If the sandbox
 swaps a directory for a symlink while we walk, O_NOFOLLOW makes the open fail and we resolve
-again, so a race can only end in an error, never outside the workspace.
+again, so a race can only end in a clear error (FileNotFound if the path is gone at that
+instant, PathChanged if it keeps changing), never outside the workspace and never an OSError.
 
 Only regular files are read or written: a FIFO planted by the sandbox must not hang the
 studio, so opens are non-blocking and checked with fstat.
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import os
 import posixpath
 import stat
@@ -39,11 +41,50 @@ def _parts(path: str) -> list[str]:
     return [p for p in path.split("/") if p not in ("", ".")]
 
 
+def _changing(path: str) -> PathNotUsable:
+    return PathNotUsable(
+        f"{path} kept changing while the studio used it (something in the sandbox is "
+        "replacing it, e.g. a directory with a symlink); try again.",
+        code="PathChanged",
+    )
+
+
+@contextlib.contextmanager
+def _host_errors(path: str):
+    """What the host's file calls may still raise, as the errors the API knows.
+
+    The walk handles the races it can name; this is the boundary for the rest, so no OSError
+    (a 500 with a traceback, and the host path in its message) ever leaves this module.
+    Only the sandbox path and the error's short text are shown.
+    """
+    try:
+        yield
+    except PermissionError as exc:
+        raise PathNotUsable(f"{path}: permission denied.", code="PermissionDenied") from exc
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR, errno.ELOOP, errno.EINVAL, errno.EISDIR):
+            raise _changing(path) from exc
+        raise BackendError(f"{path}: {exc.strerror or 'host file error'}.") from exc
+
+
+def _guarded(method):
+    """Run a public Workspace method (its first argument a sandbox path) in _host_errors."""
+
+    @functools.wraps(method)
+    def guarded(self, path, *args, **kwargs):
+        with _host_errors(path):
+            return method(self, path, *args, **kwargs)
+
+    return guarded
+
+
 class Workspace:
     """The host directory bound at /workspace in one sandbox."""
 
-    def __init__(self, host_root: str):
+    def __init__(self, host_root: str, *, owner: tuple[int, int] | None = None):
+        """`owner` (uid, gid): who the files and directories this creates belong to."""
         self.host_root = host_root
+        self.owner = owner
 
     def _confine(self, path: str) -> str:
         try:
@@ -80,6 +121,8 @@ class Workspace:
                     # FileExistsError: raced with the sandbox, so look again.
                     with contextlib.suppress(FileExistsError):
                         os.mkdir(name, 0o755, dir_fd=stack[-1])
+                        if self.owner:
+                            os.chown(name, *self.owner, dir_fd=stack[-1], follow_symlinks=False)
                     pending.insert(0, name)
                     continue
                 if stat.S_ISLNK(st.st_mode):
@@ -88,7 +131,15 @@ class Workspace:
                         raise PathNotUsable(
                             f"Too many levels of symbolic links: {path}", code="SymlinkLoop"
                         )
-                    target = os.readlink(name, dir_fd=stack[-1])
+                    try:
+                        target = os.readlink(name, dir_fd=stack[-1])
+                    except OSError as exc:
+                        # Gone (ENOENT) or no longer a link (EINVAL) since the lstat: the
+                        # sandbox swapped it. Look at this component again.
+                        if exc.errno not in (errno.ENOENT, errno.EINVAL):
+                            raise
+                        pending.insert(0, name)
+                        continue
                     if target.startswith("/"):
                         target = posixpath.normpath(target)
                         if target != WORKSPACE and not target.startswith(WORKSPACE + "/"):
@@ -109,7 +160,7 @@ class Workspace:
                         raise
                     hops += 1  # swapped under us; resolve this component again
                     if hops > MAX_SYMLINK_HOPS:
-                        raise BackendError(f"Path keeps changing: {path}") from None
+                        raise _changing(path) from None
                     pending.insert(0, name)
             return stack, None
         except BaseException:
@@ -155,23 +206,26 @@ class Workspace:
                     raise PathNotUsable(f"{path} is a directory.", code="IsADirectory")
                 raise PathNotUsable(f"{path} is not a regular file.", code="NotARegularFile")
             return fd, st
-        raise BackendError(f"Path keeps changing: {path}")
+        raise _changing(path)
 
+    @_guarded
     def write(self, path: str, content: bytes) -> None:
         """Create or replace a regular file, making parent directories as needed.
 
-        Files are created by the studio's uid, which is the uid that the sandbox user maps to
-        (bubblewrap maps uid 1000 inside to the caller's uid), so no chown is needed: inside
-        the jail they belong to uid 1000.
+        Files and directories it creates are given to `owner` (the sandbox's host uid, which
+        is uid 1000 inside), so the sandbox user owns what the studio wrote for it.
         """
         fd, _ = self._open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, create_dirs=True)
         try:
+            if self.owner:
+                os.fchown(fd, *self.owner)
             view = memoryview(content)
             while view:
                 view = view[os.write(fd, view) :]
         finally:
             os.close(fd)
 
+    @_guarded
     def read(self, path: str, *, max_bytes: int) -> bytes:
         """Read a whole regular file; PathNotUsable(code="FileTooLarge") above max_bytes."""
         fd, st = self._open(path, os.O_RDONLY)
@@ -204,6 +258,8 @@ class Workspace:
                     st = os.lstat(name, dir_fd=stack[-1])
                 except FileNotFoundError:
                     raise FileNotFoundInSandbox(path) from None
+                if stat.S_ISLNK(st.st_mode):
+                    continue  # became a symlink after the walk resolved it: resolve again
                 if not stat.S_ISDIR(st.st_mode):
                     return None
                 try:
@@ -214,8 +270,9 @@ class Workspace:
             finally:
                 for dfd in stack:
                     os.close(dfd)
-        raise BackendError(f"Path keeps changing: {path}")
+        raise _changing(path)
 
+    @_guarded
     def list(self, path: str) -> list[DirEntry] | None:
         """Entries of a directory (symlinks listed, not followed), or None for a file."""
         base = self._confine(path)
@@ -242,6 +299,7 @@ class Workspace:
             os.close(fd)
         return sorted(entries, key=lambda e: e.name)
 
+    @_guarded
     def check_dir(self, path: str) -> str:
         """Confine `path` and make sure it resolves to a directory inside the workspace.
 

@@ -2,21 +2,21 @@
 
 Why the jail looks the way it does (measured on the studio's machines, bubblewrap 0.8):
 
-- The studio runs as root, and bubblewrap maps uid 1000 inside to the caller's uid. So the
-  sandbox user *is* host uid 0 as far as file ownership goes (without any capability): it
-  owns every root-owned file it can see. Everything it sees is bound read-only, and the few
-  root-only files in /etc (/etc/shadow, /etc/ssl/private, ...) are masked: files by an
-  unreadable /dev/null bind, directories by an empty one. /etc/passwd and /etc/group are
-  replaced by a small pair that names uid 1000 `agent`.
-- For the same reason RLIMIT_NPROC is NOT enforced: the kernel exempts processes whose real
-  uid is global root from it, whatever user namespace they are in (checked: 30 children
-  under `--nproc=20`). We still set it, because it works when the studio runs as a normal
-  user. Containing a fork bomb as root would need a pids cgroup (v1 here) or host uids per
-  sandbox; see the module docstring of local.py.
-- Limits are applied with util-linux `prlimit` in front of bwrap (it execs, so the process
-  we track is bwrap itself), which avoids preexec_fn in a threaded studio.
-- Environment values go through the process environment, not `--setenv`: argv is readable by
-  every host user and by the sandbox itself (`ps` inside shows bwrap's argv as pid 1).
+- Each sandbox has its own unprivileged host uid (and gid of the same number) from
+  SANDBOX_UID_RANGE: bubblewrap is started as that uid (setpriv, see local_launch.py), so
+  uid 1000 inside *is* that host uid and nothing of root's. Started as root, bubblewrap
+  would map the sandbox user to host uid 0: /proc/sys writable (sysctl checks the uid, not
+  capabilities), setuid-root files plantable in the workspace, RLIMIT_NPROC ignored (the
+  kernel exempts global root from it). Each of those was measured, and each is now refused.
+- /proc/sys and /proc/sysrq-trigger are bound read-only over the jail's own /proc anyway.
+- Everything the sandbox sees of the host is bound read-only, and the root-only files in
+  /etc (/etc/shadow, /etc/ssl/private, ...) are masked: files by an unreadable /dev/null
+  bind, directories by an empty one. /etc/passwd and /etc/group are replaced by a small pair
+  that names uid 1000 `agent`.
+- A seccomp filter (local_seccomp.py) refuses the system calls container runtimes refuse.
+- bubblewrap runs with --clearenv; only studio constants are set with --setenv (argv is
+  readable by every host user and by the sandbox itself: `ps` inside shows bwrap's argv as
+  pid 1). The user's variables arrive through the launcher's fd (local_launch.py).
 """
 
 from __future__ import annotations
@@ -25,21 +25,23 @@ import contextlib
 import functools
 import os
 import resource
-import shutil
 import signal
 import stat
 import time
 from dataclasses import dataclass
 
-from sandboxes.backends.base import WORKSPACE, BackendError
+from sandboxes.backends.base import WORKSPACE
+from sandboxes.backends.local_launch import host_binary
 
 HOME = "/home/agent"
 RUNTIME_MOUNT = "/opt/agent_studio"
 SANDBOX_UID = 1000
 SANDBOX_PATH = "/usr/local/bin:/usr/bin:/bin"
 
-# name -> (prlimit flag, resource constant, default). Address space is per process: the
-# Claude CLI ran under 1 GiB here; 4 GiB leaves room for pip and a model-sized dataset.
+# name -> (prlimit flag, resource constant, default). Address space is per process and only
+# a fallback for hosts without a memory cgroup (the backend lifts it where the cgroup bounds
+# the sandbox's memory as a whole): Chromium and V8 reserve far more address space than they
+# use and crash under 4 GiB (measured: SIGTRAP at 4 and 16 GiB, fine unlimited).
 RLIMITS = {
     "as": ("--as", resource.RLIMIT_AS, 4 << 30),
     "nofile": ("--nofile", resource.RLIMIT_NOFILE, 4096),
@@ -62,10 +64,7 @@ def rlimit_prefix(rlimits: dict[str, int | None]) -> list[str]:
     flags = [f"{RLIMITS[n][0]}={v}" for n, v in rlimits.items() if v is not None]
     if not flags:
         return []
-    prlimit = shutil.which("prlimit")
-    if not prlimit:
-        raise BackendError("Local sandboxes need prlimit (util-linux) to apply their limits.")
-    return [prlimit, *flags, "--"]
+    return [host_binary("prlimit"), *flags, "--"]
 
 
 @functools.cache
@@ -100,6 +99,9 @@ def write_identity_files(jail_dir: str) -> None:
         "group": f"root:x:0:\nagent:x:{SANDBOX_UID}:\nnogroup:x:65534:\n",
     }.items():
         path = os.path.join(jail_dir, name)
+        with contextlib.suppress(OSError), open(path) as f:
+            if f.read() == text:
+                continue  # replacing it would pull it from under a jail being set up
         tmp = f"{path}.{os.getpid()}"
         with open(tmp, "w") as f:
             f.write(text)
@@ -117,13 +119,27 @@ class JailLayout:
     runtime_dir: str  # the agent_runtime package, bound at /opt/agent_studio/agent_runtime
     python_dirs: tuple[str, ...]  # bound read-only at the same path
     tmpfs_bytes: int
+    # Bind sources a sandbox uid cannot reach on the host (e.g. a Python under /root),
+    # mounted by root onto these reachable points in a private mount namespace first.
+    remapped: tuple[tuple[str, str], ...] = ()
 
-    def argv(self, *, chdir: str, info_fd: int) -> list[str]:
+    def source(self, path: str) -> str:
+        return dict(self.remapped).get(path, path)
+
+    def argv(
+        self,
+        *,
+        chdir: str,
+        info_fd: int,
+        setenv: dict[str, str],
+        seccomp_fd: int | None = None,
+    ) -> list[str]:
+        """`bwrap ... --` for this sandbox. `setenv` must hold studio constants only."""
         args = [
-            "bwrap",
+            host_binary("bwrap"),
             "--unshare-all",
             "--unshare-user",  # explicit, so that --disable-userns is accepted
-            "--share-net",  # the runtime must reach the studio and model on host 127.0.0.1
+            "--share-net",  # the sandbox's own namespace, entered by the chain (local_net.py)
             "--disable-userns",
             "--new-session",
             "--hostname",
@@ -151,18 +167,24 @@ class JailLayout:
         for path in files:
             args += ["--ro-bind", "/dev/null", path]
         for path in dirs:
-            args += ["--ro-bind", os.path.join(self.jail_dir, "empty"), path]
+            args += ["--ro-bind", self.source(os.path.join(self.jail_dir, "empty")), path]
         args += [
             "--ro-bind",
-            os.path.join(self.jail_dir, "passwd"),
+            self.source(os.path.join(self.jail_dir, "passwd")),
             "/etc/passwd",
             "--ro-bind",
-            os.path.join(self.jail_dir, "group"),
+            self.source(os.path.join(self.jail_dir, "group")),
             "/etc/group",
             "--dev",
             "/dev",
             "--proc",
             "/proc",
+            "--ro-bind",
+            "/proc/sys",
+            "/proc/sys",
+            "--ro-bind-try",
+            "/proc/sysrq-trigger",
+            "/proc/sysrq-trigger",
             "--perms",
             "1777",
             "--size",
@@ -171,16 +193,16 @@ class JailLayout:
             "/tmp",  # noqa: S108 - the jail's own tmpfs
         ]
         for path in self.python_dirs:
-            args += ["--ro-bind", path, path]
+            args += ["--ro-bind", self.source(path), path]
         args += [
             "--ro-bind",
-            self.runtime_dir,
+            self.source(self.runtime_dir),
             f"{RUNTIME_MOUNT}/agent_runtime",
             "--bind",
-            self.workspace,
+            self.source(self.workspace),
             WORKSPACE,
             "--bind",
-            self.home,
+            self.source(self.home),
             HOME,
             "--chdir",
             chdir,
@@ -188,10 +210,13 @@ class JailLayout:
             str(SANDBOX_UID),
             "--gid",
             str(SANDBOX_UID),
-            "--info-fd",
-            str(info_fd),
-            "--",
+            "--clearenv",
         ]
+        for name, value in setenv.items():
+            args += ["--setenv", name, value]
+        if seccomp_fd is not None:
+            args += ["--seccomp", str(seccomp_fd)]
+        args += ["--info-fd", str(info_fd), "--"]
         return args
 
 
@@ -231,6 +256,36 @@ def proc_environ(pid: int) -> dict[str, str]:
         if sep:
             env[key.decode(errors="replace")] = value.decode(errors="replace")
     return env
+
+
+def _uids(pid: int) -> tuple[int, ...]:
+    """Real, effective, saved and file-system uid of a process (empty if it is gone)."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as f:
+            for line in f:
+                if line.startswith(b"Uid:"):
+                    return tuple(int(x) for x in line.split()[1:])
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        pass
+    return ()
+
+
+def _pids() -> list[int]:
+    return [int(e) for e in os.listdir("/proc") if e.isdigit() and int(e) != os.getpid()]
+
+
+def processes_of_uid(uid: int) -> list[int]:
+    """Live processes with `uid` as any of their uids: every process of one sandbox,
+    whatever it forked, renamed or daemonized (nothing else runs as that uid)."""
+    return [p for p in _pids() if uid in _uids(p) and proc_start_time(p) is not None]
+
+
+def uids_in_use(first: int, last: int) -> set[int]:
+    """The uids in first..last that some process runs as."""
+    used = set()
+    for pid in _pids():
+        used |= {u for u in _uids(pid) if first <= u <= last}
+    return used
 
 
 def find_processes(*, arg: str, env_marker: str) -> list[int]:

@@ -1,4 +1,9 @@
-"""Acting on a ready sandbox: files, packages, commands. Each counts as activity."""
+"""Acting on a ready sandbox: files, packages, commands. Each counts as activity.
+
+Everything read back from the sandbox (command output, file contents and names, a provider's
+error message) passes through the sandbox's redactor (logs/redaction.py) before it is
+returned: the sandbox holds secrets, and its user may try to read them back.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,9 @@ import base64
 import binascii
 import re
 import shlex
+from dataclasses import replace
 
+from logs.redaction import Redactor, redactor_for_sandbox
 from sandboxes.backends import get_backend
 from sandboxes.backends.base import (
     BackendError,
@@ -53,19 +60,21 @@ def _confined(path: str, field: str = "path") -> str:
         raise ValidationFailed(str(exc), details={field: [str(exc)]}) from None
 
 
-def _backend_call(fn, *args, **kwargs):
+def _backend_call(fn, *args, redactor: Redactor, **kwargs):
+    """Call the backend; its errors become the API's, their messages redacted (a provider's
+    message may quote the sandbox's output)."""
     try:
         return fn(*args, **kwargs)
     except PathOutsideWorkspace as exc:
-        raise ValidationFailed(exc.message, details={"path": [exc.message]}) from None
+        message = redactor.text(exc.message)
+        raise ValidationFailed(message, details={"path": [message]}) from None
     except FileNotFoundInSandbox as exc:
-        raise NotFound(exc.message) from None
+        raise NotFound(redactor.text(exc.message)) from None
     except PathNotUsable as exc:
-        raise ValidationFailed(
-            exc.message, code=exc.code, details={"path": [exc.message]}
-        ) from None
+        message = redactor.text(exc.message)
+        raise ValidationFailed(message, code=exc.code, details={"path": [message]}) from None
     except BackendError as exc:
-        raise Unavailable(exc.message) from None
+        raise Unavailable(redactor.text(exc.message)) from None
 
 
 def decode_file(item: dict, index: int) -> tuple[str, bytes]:
@@ -95,9 +104,10 @@ def files_write(*, sandbox: Sandbox | None, files: list[tuple[str, bytes]]) -> l
     """Write files into /workspace (parents created). Returns the paths written."""
     sandbox = _ready(sandbox)
     backend = get_backend(sandbox.backend)
+    redactor = redactor_for_sandbox(sandbox)
     written = []
     for path, data in files:
-        _backend_call(backend.write_file, sandbox.external_id, path, data)
+        _backend_call(backend.write_file, sandbox.external_id, path, data, redactor=redactor)
         written.append(path)
     sandbox_touch(sandbox)
     return written
@@ -105,26 +115,32 @@ def files_write(*, sandbox: Sandbox | None, files: list[tuple[str, bytes]]) -> l
 
 def files_read(*, sandbox: Sandbox | None, path: str) -> dict:
     """A directory listing `{"type": "directory", "entries"}` or a file `{"type": "file",
-    "content"}` (bytes)."""
+    "content"}` (bytes), redacted: entry names as text, the content byte for byte
+    (``Redactor.binary``: a UTF-8 file stays UTF-8, a binary one keeps its other bytes)."""
     sandbox = _ready(sandbox)
     path = _confined(path)
     backend = get_backend(sandbox.backend)
-    entries = _backend_call(backend.list_dir, sandbox.external_id, path)
+    redactor = redactor_for_sandbox(sandbox)
+    entries = _backend_call(backend.list_dir, sandbox.external_id, path, redactor=redactor)
     sandbox_touch(sandbox)
     if entries is not None:
+        entries = [
+            replace(e, name=redactor.text(e.name), path=redactor.text(e.path)) for e in entries
+        ]
         return {"type": "directory", "path": path, "entries": entries}
-    data = _backend_call(backend.read_file, sandbox.external_id, path)
+    data = _backend_call(backend.read_file, sandbox.external_id, path, redactor=redactor)
     if len(data) > MAX_READ_BYTES:
         raise ValidationFailed(
             f"{path} is larger than {MAX_READ_BYTES} bytes.", code="FileTooLarge"
         )
-    return {"type": "file", "path": path, "content": data}
+    return {"type": "file", "path": path, "content": redactor.binary(data)}
 
 
 def command_exec(
     *, sandbox: Sandbox | None, command: str, timeout_ms: int | None, cwd: str | None
 ) -> ExecResult:
-    """Run a shell command in the sandbox with a bounded timeout; long output is truncated."""
+    """Run a shell command in the sandbox with a bounded timeout; the output redacted, then
+    truncated if long."""
     sandbox = _ready(sandbox)
     timeout_ms = timeout_ms or DEFAULT_EXEC_TIMEOUT_MS
     if not 1 <= timeout_ms <= MAX_EXEC_TIMEOUT_MS:
@@ -134,20 +150,33 @@ def command_exec(
         )
     workdir = _confined(cwd or "/workspace", "cwd")
     backend = get_backend(sandbox.backend)
+    redactor = redactor_for_sandbox(sandbox)
     result = _backend_call(
-        backend.exec, sandbox.external_id, command, timeout=timeout_ms / 1000, cwd=workdir
+        backend.exec,
+        sandbox.external_id,
+        command,
+        timeout=timeout_ms / 1000,
+        cwd=workdir,
+        redactor=redactor,
     )
     sandbox_touch(sandbox)
     return ExecResult(
-        stdout=_truncate(result.stdout),
-        stderr=_truncate(result.stderr),
+        stdout=_output(result.stdout, redactor),
+        stderr=_output(result.stderr, redactor),
         exit_code=result.exit_code,
         timed_out=result.timed_out,
     )
 
 
-def packages_install(*, sandbox: Sandbox | None, packages: list[str], manager: str) -> ExecResult:
-    """pip or npm install into the sandbox (as its user), names validated first."""
+def packages_install(
+    *, sandbox: Sandbox | None, packages: list[str], manager: str = "npm"
+) -> ExecResult:
+    """npm (the default) or pip install into the sandbox as its user, names validated first.
+
+    npm is the default because the seed guide's runtime is Node (`require('playwright')`):
+    its `{"packages": ["playwright", "axios"]}` names npm packages, and the same names on
+    PyPI are unrelated projects. npm installs into /workspace/node_modules, where `require`
+    from a script in the workspace looks first."""
     pattern = {"pip": _PIP, "npm": _NPM}.get(manager)
     if pattern is None:
         raise ValidationFailed("manager must be pip or npm.", details={"manager": ["invalid"]})
@@ -174,8 +203,14 @@ def packages_install(*, sandbox: Sandbox | None, packages: list[str], manager: s
     )
 
 
-def _truncate(text: str) -> str:
+# Redacted a little past the cut, so a secret straddling it is masked before it is split.
+_REDACTION_MARGIN = 4096
+
+
+def _output(text: str, redactor: Redactor) -> str:
+    """Command output redacted, then cut to MAX_OUTPUT_CHARS with a note of what was left."""
     if len(text) <= MAX_OUTPUT_CHARS:
-        return text
+        return redactor.text(text)
+    head = redactor.text(text[: MAX_OUTPUT_CHARS + _REDACTION_MARGIN])[:MAX_OUTPUT_CHARS]
     dropped = len(text) - MAX_OUTPUT_CHARS
-    return text[:MAX_OUTPUT_CHARS] + f"\n… [output truncated: {dropped} more characters]"
+    return head + f"\n… [output truncated: {dropped} more characters]"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from datetime import timedelta
 
 from django.conf import settings
@@ -15,6 +16,7 @@ from sandboxes.backends import backend_name_for, get_backend
 from sandboxes.backends.base import BackendError, CreateSpec, SandboxGone
 from sandboxes.models import LIVE_SANDBOX_STATUSES, Sandbox, SandboxStatus
 from sandboxes.runtime_client import RuntimeClient, RuntimeUnavailable
+from sandboxes.services import troubleshoot
 from studio import tokens
 from studio.errors import QuotaExceeded
 
@@ -132,7 +134,10 @@ def sandbox_provision(*, sandbox_id, claim: str) -> Sandbox | None:
     agent = sandbox.agent
     try:
         backend = get_backend(sandbox.backend)
-        handle = _create_or_adopt(backend, sandbox, agent, redelivered=redelivered)
+        try:
+            handle = _create_or_adopt(backend, sandbox, agent, redelivered=redelivered)
+        except BackendError as exc:
+            return _fail(sandbox, _create_problem(sandbox, agent, exc))
         Sandbox.objects.filter(pk=sandbox.pk).update(
             external_id=handle.external_id, runtime_url=handle.runtime_url
         )
@@ -140,8 +145,18 @@ def sandbox_provision(*, sandbox_id, claim: str) -> Sandbox | None:
         publish_deployment(sandbox, step="Writing skills")
         _write_skills(backend, sandbox, agent)
         publish_deployment(sandbox, step="Waiting for the runtime")
-        RuntimeClient(sandbox).wait_healthy(timeout=settings.SANDBOX_READY_TIMEOUT_SECONDS)
-    except (BackendError, RuntimeUnavailable) as exc:
+        _wait_runtime(backend, sandbox)
+    except SandboxGone as exc:
+        if sandbox.backend != "local":
+            return _fail(sandbox, exc.message)
+        # A local jail whose processes are gone: its runtime exited at start.
+        return _fail(
+            sandbox, troubleshoot.runtime_never_answered(sandbox=sandbox, waited=None, exited=True)
+        )
+    except RuntimeUnavailable:
+        waited = settings.SANDBOX_READY_TIMEOUT_SECONDS
+        return _fail(sandbox, troubleshoot.runtime_never_answered(sandbox=sandbox, waited=waited))
+    except BackendError as exc:
         return _fail(sandbox, exc.message)
     except Exception:
         log.exception("sandbox provisioning crashed sandbox=%s", sandbox.pk)
@@ -185,6 +200,42 @@ def _create_or_adopt(backend, sandbox: Sandbox, agent: Agent, *, redelivered: bo
             network_allowlist=tuple(agent.network_allowlist or ()),
         )
     )
+
+
+# How often a deploy waiting for a local runtime checks that its jail still lives: a runtime
+# that exits at start fails the deploy in about this long, not at the end of
+# SANDBOX_READY_TIMEOUT_SECONDS. (A local check reads a state file; E2B's control plane is
+# not asked every second.)
+ALIVE_CHECK_SECONDS = 1.0
+
+
+def _wait_runtime(backend, sandbox: Sandbox) -> None:
+    """Wait for the runtime's /health. RuntimeUnavailable at the ready timeout; SandboxGone
+    as soon as the sandbox's processes are gone."""
+    deadline = time.monotonic() + settings.SANDBOX_READY_TIMEOUT_SECONDS
+    client = RuntimeClient(sandbox)
+    while True:
+        left = deadline - time.monotonic()
+        try:
+            client.wait_healthy(timeout=max(0.0, min(left, ALIVE_CHECK_SECONDS)))
+            return
+        except RuntimeUnavailable:
+            if left <= ALIVE_CHECK_SECONDS:
+                raise
+        if sandbox.backend == "local":
+            backend.connect(sandbox.external_id)  # SandboxGone if it died
+
+
+def _create_problem(sandbox: Sandbox, agent: Agent, exc: BackendError) -> str:
+    """What a failed create tells the user: the guide's "No template found" names the
+    variable and the command; anything else is the backend's own message."""
+    if exc.code == "E2BTemplateNotFound":
+        return troubleshoot.template_missing(
+            template=sandbox.template, from_agent=bool(agent.template)
+        )
+    if exc.code == "E2BConfig" and sandbox.backend == "e2b" and not sandbox.template:
+        return troubleshoot.template_not_configured()
+    return exc.message
 
 
 def _write_skills(backend, sandbox: Sandbox, agent: Agent) -> None:

@@ -121,11 +121,26 @@ def sandboxes_reconcile() -> dict[str, int]:
                     status=SandboxStatus.STOPPED, stopped_at=timezone.now()
                 )
                 continue
-            sandbox_stop(sandbox=row, status=SandboxStatus.FAILED, reason=GONE)
+            sandbox_stop(sandbox=row, status=SandboxStatus.FAILED, reason=_gone_reason(row))
             failed += 1
     if killed or failed:
         log.warning("reconcile: killed=%s failed=%s", killed, failed)
     return {"killed": killed, "failed": failed}
+
+
+def _gone_reason(sandbox: Sandbox) -> str:
+    """GONE, plus the resource limits the sandbox hit if the provider knows (a fork bomb
+    or an OOM kill is the usual cause): the sessions' logs and the row's error say it."""
+    try:
+        hits = get_backend(sandbox.backend).limits_hit(sandbox.external_id)
+    except BackendError:
+        hits = []
+    if not hits:
+        return GONE
+    return (
+        f"{GONE} It had hit its limits: {', '.join(hits)} (see SANDBOX_PIDS_MAX, "
+        "SANDBOX_MEMORY_MB, SANDBOX_DISK_MB)."
+    )
 
 
 def _live_rows(rows) -> dict[str, Sandbox]:
@@ -171,7 +186,7 @@ def sandboxes_check_busy() -> int:
             log.warning("check busy: provider unreachable sandbox=%s error=%s", sandbox.pk, exc)
             continue
         log.warning("check busy: sandbox gone under its sessions sandbox=%s", sandbox.pk)
-        sandbox_stop(sandbox=sandbox, status=SandboxStatus.FAILED, reason=GONE)
+        sandbox_stop(sandbox=sandbox, status=SandboxStatus.FAILED, reason=_gone_reason(sandbox))
         failed += 1
     return failed
 

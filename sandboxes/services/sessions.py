@@ -18,6 +18,7 @@ from logs.events import publish_session
 from logs.redaction import redactor_for_session
 from sandboxes.models import Sandbox, SandboxStatus
 from sandboxes.runtime_client import RuntimeClient, RuntimeUnavailable
+from sandboxes.services import troubleshoot
 from sandboxes.services.activity import sandbox_touch
 from sandboxes.services.deploy import STALLED_SECONDS, queue_task, sandbox_deploy
 from studio import tokens
@@ -102,6 +103,7 @@ def session_start(*, session_id) -> Session | None:
         reason = (sandbox.error if sandbox else "") or "the sandbox did not become ready"
         return session_fail(session=session, message=f"The sandbox is not available: {reason}")
     agent = session.agent
+    notices = troubleshoot.browser_notices(agent=agent, sandbox=sandbox)
     body = protocol.execute_request(
         session_id=str(session.pk),
         prompt=session.prompt,
@@ -113,6 +115,7 @@ def session_start(*, session_id) -> Session | None:
             "permission_mode": agent.permission_mode,
             "resume": session.resumed_from.claude_session_id if session.resumed_from else None,
             "timeout_seconds": settings.SESSION_TIMEOUT_SECONDS,
+            "notices": notices,
         },
         env={
             **{k: str(v) for k, v in (agent.env or {}).items()},
@@ -131,6 +134,8 @@ def session_start(*, session_id) -> Session | None:
         )
         if not updated:
             return Session.objects.get(pk=session.pk)
+        if notices:  # the run goes on; its answer says what will not work (and the fix)
+            Session.objects.filter(pk=session.pk).update(error=" ".join(notices))
         session.refresh_from_db()
         publish_session(session)
     try:
@@ -235,13 +240,12 @@ def _silence_cause(session: Session) -> str:
         client.health()
     except RuntimeUnavailable:
         return (
-            "No output arrived within a minute: the sandbox runtime is not answering "
-            "(it died, or the sandbox was stopped)."
+            "Agent not writing output: no output arrived within a minute and the sandbox's "
+            "runtime is not answering (it died, or the sandbox was stopped). Deploy again; "
+            "if it keeps happening, look at the runtime's log in the studio's log."
         )
     with contextlib.suppress(RuntimeUnavailable):
         client.cancel(session.pk)
-    return (
-        "No output arrived within a minute although the runtime accepted the run: the "
-        f"sandbox probably cannot reach the studio at BACKEND_API_URL={settings.BACKEND_API_URL}. "
-        "Set BACKEND_API_URL to an address the sandbox can reach."
+    return troubleshoot.no_output(
+        session=session, ingest_url=settings.BACKEND_API_URL.rstrip("/") + INGEST_PATH
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import os
 
 import pytest
 
@@ -79,6 +80,16 @@ def backend(request, settings):
 def local(settings):
     settings.SANDBOX_BACKEND = "local"
     return "local"
+
+
+CA_VARIABLES = ("NODE_EXTRA_CA_CERTS", "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE")
+
+
+def host_ca_env() -> dict[str, str]:
+    """The host's CA settings, for an agent whose sandbox must reach a package registry.
+    This machine reaches registries through a TLS-inspecting proxy; local sandboxes inherit
+    these variables, the E2B double's get them only through the agent's env."""
+    return {k: v for k, v in os.environ.items() if k in CA_VARIABLES and v.startswith("/etc/")}
 
 
 def create_agent(api, **fields) -> str:

@@ -221,11 +221,10 @@ def test_a_runtime_that_never_answers_fails_the_deploy_with_the_fix(
         assert "Timeout waiting for port 8080" in box.error
         assert get_backend("local").list() == []
         shown = api.get(f"/api/agents/{agent_id}/sandbox")
-        assert shown.status_code == 404
-        # A client polling after deploy learns why, not only that the sandbox is gone.
-        assert "last deploy failed" in shown.json()["message"]
-        assert "Timeout waiting for port 8080" in shown.json()["message"]
-        assert shown.json()["details"]["last_deployment"]["status"] == "failed"
+        # A client polling after deploy sees the failed deployment and why.
+        assert shown.status_code == 200
+        assert shown.json()["deployment"]["status"] == "failed"
+        assert "Timeout waiting for port 8080" in shown.json()["deployment"]["error"]
     finally:
         override_backend("local", None)
 

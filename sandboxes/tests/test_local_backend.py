@@ -12,6 +12,7 @@ import os
 import shutil
 import signal
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -75,6 +76,28 @@ def wait_healthy(url: str, token: str, timeout: float = 15.0) -> dict:
         time.sleep(0.02)
 
 
+def processes_of_uid(uid: int) -> list[int]:
+    """Live processes running as host `uid` (any of real, effective, saved, fs uid)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            status = Path(f"/proc/{entry}/status").read_text()
+        except (OSError, ValueError):
+            continue
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        if fields.get("State", "").strip().startswith("Z"):
+            continue
+        if str(uid) in fields.get("Uid", "").split():
+            found.append(int(entry))
+    return found
+
+
+def sandbox_uid(data_dir, sid) -> int:
+    import json
+
+    return json.loads((data_dir / "sandboxes" / sid / "state.json").read_text())["uid"]
+
+
 def processes_of(*needles: str) -> list[tuple[int, str]]:
     """Live processes whose argv or environment mentions any of `needles`. Written apart
     from the backend's own finder, so a bug there cannot hide here."""
@@ -99,8 +122,12 @@ def processes_of(*needles: str) -> list[tuple[int, str]]:
 
 
 @pytest.fixture
-def data_dir(tmp_path):
-    return tmp_path / "data"
+def data_dir():
+    """Not under tmp_path: pytest's base directory is 0700 root, and each sandbox's own
+    uid must reach its directory (the backend makes data_dir 0711 itself)."""
+    path = Path(tempfile.mkdtemp(prefix="studio-local-test-"))
+    yield path / "data"
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture
@@ -141,7 +168,9 @@ def test_it_runs_commands_as_uid_1000_in_the_workspace(backend, sandbox):
     assert result.exit_code == 0, result
     assert result.stdout.split("\n")[:5] == ["1000", "1000", "/workspace", "/home/agent", "bar"]
     # The login shell keeps the runtime's PATH, so `python` is the runtime's interpreter.
-    assert result.stdout.split("\n")[5] == os.path.join(sys.prefix, "bin", "python")
+    assert result.stdout.split("\n")[5] == os.path.join(
+        os.path.realpath(sys.prefix), "bin", "python"
+    )
     assert not result.timed_out
 
 
@@ -347,10 +376,12 @@ def test_kill_leaves_no_process_and_the_sandbox_is_gone(backend, data_dir):
     runner = threading.Thread(target=backend.exec, args=(sid, "sleep 600"), kwargs={"timeout": 60})
     runner.start()
     time.sleep(0.5)
-    assert processes_of(sid)
+    uid = sandbox_uid(data_dir, sid)
+    assert len(processes_of_uid(uid)) >= 4  # runtime jail (2 bwrap, python), exec jail
     backend.kill(sid)
     runner.join(10)
     assert not runner.is_alive()
+    assert processes_of_uid(uid) == []
     assert processes_of(sid, f"--port {port} ") == []
     assert not (data_dir / "sandboxes" / sid).exists()
     with pytest.raises(httpx.TransportError):
@@ -396,8 +427,9 @@ def test_list_returns_every_live_sandbox(backend):
     assert [i.external_id for i in backend.list()] == [ids[1]]
 
 
-def test_an_overdue_sandbox_is_killed_when_looked_at(backend, sandbox):
+def test_an_overdue_sandbox_is_killed_when_looked_at(backend, sandbox, data_dir):
     sid, _, _ = sandbox
+    uid = sandbox_uid(data_dir, sid)
     backend.set_timeout(sid, 3600)
     backend.connect(sid)
     backend.set_timeout(sid, 0)
@@ -406,7 +438,7 @@ def test_an_overdue_sandbox_is_killed_when_looked_at(backend, sandbox):
         backend.set_timeout(sid, 60)  # too late: it is killed, not extended
     with pytest.raises(SandboxGone):
         backend.connect(sid)
-    assert processes_of(sid) == []
+    assert processes_of_uid(uid) == []
     assert backend.list() == []
 
 
@@ -421,7 +453,7 @@ def test_isolation_none_runs_plain_processes_and_warns(data_dir, caplog, monkeyp
     assert "NOT isolated" in caplog.text
     try:
         wait_healthy(handle.runtime_url, token)
-        workspace = data_dir / "sandboxes" / sid / "workspace"
+        workspace = data_dir / "sandboxes" / sid / "fs" / "workspace"
         backend.write_file(sid, "/workspace/f.txt", b"plain")
         result = backend.exec(sid, "pwd; cat f.txt; echo; id -u", timeout=10)
         assert result.stdout.split("\n")[:3] == [str(workspace), "plain", str(os.getuid())]
@@ -439,7 +471,9 @@ def test_isolation_none_runs_plain_processes_and_warns(data_dir, caplog, monkeyp
 
 
 def test_create_explains_how_to_get_bubblewrap(data_dir, monkeypatch, tmp_path):
-    monkeypatch.setenv("PATH", str(tmp_path))
+    from sandboxes.backends import local_launch
+
+    monkeypatch.setattr(local_launch, "HOST_PATH", str(tmp_path))
     with pytest.raises(BackendError) as exc:
         make_backend(data_dir).create(
             CreateSpec(sandbox_id=new_id(), agent_id="a", runtime_token="t")
@@ -455,17 +489,19 @@ def test_unknown_or_malformed_ids_are_gone(backend):
 
 
 @pytest.mark.slow
-def test_many_create_kill_cycles_leave_no_process(backend):
+def test_many_create_kill_cycles_leave_no_process(backend, data_dir):
     cycles = 50
     started = time.monotonic()
-    ids = []
+    ids, uids = [], set()
     for _ in range(cycles):
         sid, token = new_id(), "tok"
         ids.append(sid)
         handle = backend.create(CreateSpec(sandbox_id=sid, agent_id="a", runtime_token=token))
+        uids.add(sandbox_uid(data_dir, sid))
         wait_healthy(handle.runtime_url, token)
         backend.kill(sid)
     elapsed = time.monotonic() - started
     assert processes_of(*ids) == []
+    assert [p for uid in uids for p in processes_of_uid(uid)] == []
     assert backend.list() == []
     assert elapsed < 30, f"{cycles} cycles took {elapsed:.1f}s"

@@ -83,7 +83,7 @@
     var link = S.el("a", { href: cfg.sessionUrl.replace("{id}", s.id), class: "clamp", text: s.prompt.length > 90 ? s.prompt.slice(0, 89) + "…" : s.prompt });
     row.replaceChildren(
       S.el("td", {}, [S.el("span", { class: "badge badge-" + s.status, text: s.status })]),
-      S.el("td", {}, [link]),
+      S.el("td", {}, s.error ? [link, S.el("div", { class: "session-error small", role: "note", text: s.error })] : [link]),
       S.el("td", { text: S.time(s.started_at) }),
       S.el("td", { class: "num", text: S.duration(s.duration_seconds) }),
       S.el("td", { class: "num", text: String(s.num_turns) }),
@@ -186,7 +186,7 @@
       if (e.is_dir) listFiles(e.path); else download(e.path);
     });
     return S.el("tr", { "data-path": e.path }, [
-      S.el("td", {}, [link]),
+      S.el("td", {}, s.error ? [link, S.el("div", { class: "session-error small", role: "note", text: s.error })] : [link]),
       S.el("td", { class: "num muted small", text: e.is_dir ? "" : formatSize(e.size) }),
     ]);
   }

@@ -6,7 +6,7 @@
   "use strict";
   var S = window.Studio, cfg = S.config(), $ = function (id) { return document.getElementById(id); };
   var FINAL = ["completed", "failed", "cancelled"];
-  var ANSI = /\x1b\[[0-9;?]*[A-Za-z]/g;
+  var safe = window.StudioTermSafe;  // the one rule for what sandbox text may do to xterm
   var GAP_RETRIES = 3;  // after this many replays still missing a seq, accept the gap
 
   var term = new Terminal({
@@ -34,8 +34,8 @@
       if (line.seq !== state.last + 1 && !acceptGap(line.seq)) break;
       state.last = line.seq;
       state.seqs.push(line.seq);
-      state.plain.push(line.text.replace(ANSI, ""));
-      chunk += line.text + "\n";
+      state.plain.push(safe.plain(line.text));
+      chunk += safe.sanitize(line.text) + "\n";
       if (line.kind === "result") showResult(line);
     }
     if (chunk) term.write(chunk, function () { if (state.follow) term.scrollToBottom(); });
@@ -64,7 +64,7 @@
     var box = $("result");
     box.hidden = false;
     box.className = "result-card result-" + (data.status || "completed");
-    $("result-head").textContent = line.text.replace(ANSI, "");
+    $("result-head").textContent = safe.plain(line.text);
     $("result-body").textContent = data.result || data.error || "";
     $("result-body").hidden = !(data.result || data.error);
   }
@@ -137,7 +137,7 @@
     btn.disabled = true;
     (function page(after) {
       return S.api("GET", cfg.api + "logs?limit=5000&after=" + after).then(function (data) {
-        data.lines.forEach(function (l) { out.push(l.text.replace(ANSI, "")); });
+        data.lines.forEach(function (l) { out.push(safe.plain(l.text)); });
         if (data.lines.length) return page(data.next_after);
       });
     })(0).then(function () {

@@ -45,3 +45,30 @@ def test_swagger_ui_is_served_without_a_cdn(api):
     page = api.get("/api/docs/").content.decode()
     assert "/static/drf_spectacular_sidecar/" in page
     assert "cdn" not in page.lower()
+
+
+@pytest.mark.parametrize("query", ["?format=json", ""])
+def test_it_refuses_the_schema_to_anonymous_callers(client, query):
+    answer = client.get("/api/schema/" + query)
+    assert answer.status_code == 401
+    assert answer["Content-Type"] == "application/json"
+    assert answer.json()["error"] == "NotAuthenticated"
+    assert "paths" not in answer.json()
+
+
+def test_it_sends_an_anonymous_browser_from_the_docs_to_sign_in(client):
+    answer = client.get("/api/docs/")
+    assert answer.status_code == 302
+    assert answer["Location"] == "/login/?next=/api/docs/"
+
+
+def test_a_signed_in_browser_reads_the_schema_and_docs(client, user):
+    client.force_login(user)
+    assert client.get("/api/schema/?format=json").json()["openapi"].startswith("3.")
+    assert client.get("/api/docs/").status_code == 200
+
+
+def test_api_schema_public_opens_both_to_anyone(client, settings):
+    settings.API_SCHEMA_PUBLIC = True
+    assert client.get("/api/schema/?format=json").json()["openapi"].startswith("3.")
+    assert client.get("/api/docs/").status_code == 200

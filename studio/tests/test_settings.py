@@ -94,3 +94,29 @@ def test_embedded_mode_generates_and_keeps_its_keys(tmp_path):
     assert first.returncode == 0, first.stderr
     assert first.stdout == second.stdout
     assert (tmp_path / "local-keys.json").stat().st_mode & 0o777 == 0o600
+
+
+PAGES = """
+from django.conf import settings
+from django.test import Client
+client = Client()
+missing = client.get("/no/such/page/")
+print(settings.DEBUG, client.get("/login/").status_code,
+      client.get("/static/js/term_safe.js").status_code,
+      missing.status_code, "URLconf" in missing.content.decode())
+"""
+
+
+def test_embedded_mode_runs_without_debug_and_still_serves_its_pages(tmp_path):
+    result = manage("shell", "-c", PAGES, extra_env={"STUDIO_DATA_DIR": str(tmp_path)})
+    assert result.returncode == 0, result.stderr
+    # DEBUG off; sign-in page and its static files served; a 404 is the plain page, not
+    # Django's debug page listing every URL pattern.
+    assert result.stdout.strip().splitlines()[-1].split() == ["False", "200", "200", "404", "False"]
+
+
+def test_debug_is_on_in_embedded_mode_only_when_asked(tmp_path):
+    extra = {"STUDIO_DATA_DIR": str(tmp_path), "DEBUG": "true"}
+    result = manage("shell", "-c", PAGES, extra_env=extra)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1].split() == ["True", "200", "200", "404", "True"]

@@ -53,7 +53,7 @@ class Page:
 
 
 class Public:
-    """Open to anyone by design: health, the API schema and its docs page, sign in/out."""
+    """Open to anyone by design: health, sign in/out."""
 
 
 class Ingest:
@@ -63,8 +63,8 @@ class Ingest:
 # Keyed by the resolver's own spelling of each route (regex routes from the DRF router).
 ROUTES = {
     "healthz": Public,
-    "api/schema/": Public,
-    "api/docs/": Public,
+    "api/schema/": Api(None),  # unless API_SCHEMA_PUBLIC
+    "api/docs/": Page(None, ("get",)),
     "api/^agents/$": Api(None),
     "api/^agents/(?P<pk>[0-9a-fA-F-]{36})/$": Api("agent"),
     "api/agents/<uuid:agent_id>/deploy": Api("agent"),

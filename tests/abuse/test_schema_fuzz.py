@@ -30,15 +30,19 @@ EXCLUDED_CHECKS = [positive_data_acceptance, negative_data_rejection]  # why: se
 
 
 @pytest.fixture
-def studio_schema(db, settings):
-    """The schema, loaded from the app itself through WSGI in this thread and transaction."""
+def studio_schema(db, settings, user):
+    """The schema, loaded from the app itself through WSGI in this thread and transaction,
+    as a signed-in user (the schema is not public)."""
     settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "localhost"]  # schemathesis's Host
     # The WSGI handler closes "old" connections at each request's end; in a test that is the
     # test's own transaction (Django's test client disconnects this the same way).
     request_started.disconnect(close_old_connections)
     request_finished.disconnect(close_old_connections)
     try:
-        yield schemathesis.openapi.from_wsgi("/api/schema/?format=json", WSGIHandler())
+        token = client_for(user)._credentials["HTTP_AUTHORIZATION"]
+        yield schemathesis.openapi.from_wsgi(
+            "/api/schema/?format=json", WSGIHandler(), headers={"Authorization": token}
+        )
     finally:
         request_started.connect(close_old_connections)
         request_finished.connect(close_old_connections)

@@ -13,7 +13,9 @@ import logging
 import signal
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
+
+from studio.vendored import vendored_problem
 
 log = logging.getLogger("studio.runstudio")
 
@@ -32,6 +34,12 @@ class Command(BaseCommand):
         parser.add_argument("--concurrency", type=int, default=4)
 
     def handle(self, *args, host: str, port: int, no_worker: bool, concurrency: int, **options):
+        problem = vendored_problem()
+        if problem:
+            raise CommandError(problem)
+        if settings.EMBEDDED and not settings.BACKEND_API_URL_SET:
+            # Sandboxes on this machine post their logs to wherever this process listens.
+            settings.BACKEND_API_URL = served_url(host, port)
         import uvicorn
 
         from logs.events import use_server_loop
@@ -53,6 +61,7 @@ class Command(BaseCommand):
             + f"\n  sign in:  {url}login/\n  admin:    {url}admin/\n  API docs: {url}api/docs/"
             + f"\n  mode:     {'embedded' if settings.EMBEDDED else 'production'}"
             + f", sandboxes: {settings.SANDBOX_BACKEND}"
+            + f"\n  sandboxes reach the studio at BACKEND_API_URL={settings.BACKEND_API_URL}"
         )
         self.stdout.flush()
         # Django's LOGGING stays in charge (log_config=None); uvicorn says only what went wrong.
@@ -88,3 +97,15 @@ class Command(BaseCommand):
 
 def _exit(signum, frame) -> None:
     raise SystemExit(0)
+
+
+def served_url(host: str, port: int) -> str:
+    """The URL a sandbox on this machine uses to reach a server bound to host:port (a
+    wildcard address is reached on loopback)."""
+    if host in ("", "0.0.0.0"):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    if ":" in host:
+        host = f"[{host.strip('[]')}]"
+    return f"http://{host}:{port}"

@@ -19,6 +19,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from studio.serving import web_processes
+from studio.vendored import vendored_problem
 
 
 class Command(BaseCommand):
@@ -35,6 +36,9 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, host: str, port: int, processes: int | None, **options):
+        problem = vendored_problem()
+        if problem:
+            raise CommandError(problem)
         count = processes or web_processes()
         if count < 1:
             raise CommandError("--processes must be at least 1.")
