@@ -274,7 +274,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    "ENUM_NAME_OVERRIDES": {"SandboxBackendEnum": "agents.models.SANDBOX_BACKENDS"},
+    "ENUM_NAME_OVERRIDES": {
+        "SandboxBackendEnum": "agents.models.SANDBOX_BACKENDS",
+        # Sessions and sandboxes both have a `status`: one name each.
+        "SessionStatusEnum": "agents.models.SessionStatus",
+        "SandboxStatusEnum": "sandboxes.models.SandboxStatus",
+    },
 }
 
 # Request size: bodies above this are refused before parsing (413).
