@@ -62,6 +62,7 @@ def test_the_runtime_accepts_the_execute_body_the_studio_builds(tmp_path, make_a
             "permission_mode": "dontAsk",
             "resume": None,
             "timeout_seconds": settings.SESSION_TIMEOUT_SECONDS,
+            "notices": [],  # nothing to warn about: no browser skill
         },
     }
     assert ingest == {
