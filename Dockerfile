@@ -1,4 +1,5 @@
-# The studio image: web (daphne), celery worker and celery beat all run from it.
+# The studio image: web (manage.py serve: gunicorn with uvicorn workers), celery worker and
+# celery beat all run from it (docker-compose.yml). The default command is the web tier.
 FROM python:3.11-slim-bookworm
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN apt-get update \
@@ -15,4 +16,4 @@ RUN if [ -f package.json ]; then npm ci --no-audit --no-fund && python scripts/v
 RUN useradd --create-home --uid 10001 studio && mkdir -p /app/data && chown studio /app/data
 USER studio
 EXPOSE 8000
-CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "studio.asgi:application"]
+CMD ["python", "manage.py", "serve", "--host", "0.0.0.0", "--port", "8000"]

@@ -21,10 +21,16 @@ from typing import Any
 
 from . import __version__
 from .procs import kill_session
-from .protocol import ValidationError, validate_execute
+from .protocol import (
+    FINAL_STATUSES,
+    PROTOCOL_VERSION,
+    SESSION_ID,
+    ValidationError,
+    validate_execute,
+)
 from .render import red
 from .runner import drain_seconds, env_float, finish, shipper_for
-from .state import FINAL_STATUSES, SESSION_ID, SessionDir, last_record, now_iso
+from .state import SessionDir, last_record, now_iso
 
 MAX_BODY = 10 * 1024 * 1024
 SPARE_DELAY = 1.0  # seconds after a run takes the spare before the next one starts
@@ -287,7 +293,8 @@ class Runtime:
             self._stop.wait(interval)
 
     def health(self) -> dict[str, Any]:
-        """``GET /health``: version, and whether runs are in flight."""
+        """``GET /health``: versions (the program's, and the wire protocol's the studio checks),
+        and whether runs are in flight."""
         running = [
             s.session_id
             for s in SessionDir.all(self.root)
@@ -296,6 +303,7 @@ class Runtime:
         return {
             "status": "healthy",
             "version": __version__,
+            "protocol": PROTOCOL_VERSION,
             "busy": bool(running),
             "sessions": len(running),
             "running": running,

@@ -26,6 +26,7 @@ from typing import Any
 
 import httpx
 
+from .protocol import LINE_FIELDS, MAX_BATCH_LINES, ingest_batch, ingest_line
 from .render import red
 from .state import SessionDir, now_iso
 
@@ -57,7 +58,8 @@ class Shipper:
     ):
         self.session = session
         self.ingest = ingest or {}
-        self.linger, self.max_lines, self.max_bytes = linger, max_lines, max_bytes
+        self.linger, self.max_bytes = linger, max_bytes
+        self.max_lines = min(max_lines, MAX_BATCH_LINES)  # the studio refuses a bigger batch
         self.backoff_base, self.backoff_cap = backoff_base, backoff_cap
         self._cond = threading.Condition()
         self._last_seq = session.repair_spool()
@@ -82,8 +84,7 @@ class Shipper:
         """
         with self._cond:
             self._last_seq += 1
-            record = {"seq": self._last_seq, "kind": kind, "text": text, "data": data}
-            record["ts"] = now_iso()
+            record = ingest_line(seq=self._last_seq, kind=kind, text=text, data=data, ts=now_iso())
             if status:
                 record["status"] = status
             with self.session.spool_path.open("a", encoding="utf-8") as f:
@@ -187,11 +188,13 @@ class Shipper:
     def _post(self, batch: list[dict[str, Any]]) -> tuple[str, Any]:
         if not self.ingest.get("url"):
             return "ok", None  # nowhere to ship: the spool is the only record (local use)
-        lines = [{k: r[k] for k in ("seq", "kind", "text", "data", "ts")} for r in batch]
-        body: dict[str, Any] = {"session_id": self.session.session_id, "lines": lines}
+        lines = [{k: r[k] for k in LINE_FIELDS} for r in batch]
         statuses = [r["status"] for r in batch if r.get("status")]
-        if statuses:
-            body["status"] = statuses[-1]
+        body = ingest_batch(
+            session_id=self.session.session_id,
+            lines=lines,
+            status=statuses[-1] if statuses else None,
+        )
         headers = {"Authorization": f"Bearer {self.ingest.get('token', '')}"}
         try:
             response = self._client.post(self.ingest["url"], json=body, headers=headers)

@@ -23,15 +23,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import time
 from pathlib import Path
 from typing import Any
 
 from .procs import process_start_time
-
-FINAL_STATUSES = frozenset({"completed", "failed", "cancelled"})
-SESSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
 def state_root(explicit: str | None = None) -> Path:

@@ -8,9 +8,12 @@ from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 
+from agent_runtime import protocol
 from studio import crypto
 
-DEFAULT_TOOLS = ["Skill", "Read", "Write", "Edit", "Bash", "Grep", "Glob"]
+# The wire contract (agent_runtime/protocol.py) owns the defaults an execute request takes
+# and the vocabularies both sides speak; the models store them.
+DEFAULT_TOOLS = list(protocol.DEFAULT_TOOLS)
 # What the Claude Agent SDK can be allowed; the browser tool comes in through a skill.
 KNOWN_TOOLS = [
     *DEFAULT_TOOLS,
@@ -23,7 +26,7 @@ KNOWN_TOOLS = [
     "LS",
 ]
 SANDBOX_BACKENDS = [("local", "local"), ("e2b", "e2b")]
-PERMISSION_MODES = ["bypassPermissions", "acceptEdits", "default", "plan"]
+PERMISSION_MODES = list(protocol.PERMISSION_MODES)
 # Where a sandbox may connect (docs/security.md): `open` is the public internet only (never
 # the host, loopback, link-local or private ranges), `allowlist` the listed domains only,
 # `none` nothing but the studio itself.
@@ -78,11 +81,12 @@ class Agent(models.Model):
     model = models.CharField(max_length=100, blank=True, help_text="Blank: the SDK default.")
     allowed_tools = models.JSONField(default=default_tools)
     max_turns = models.PositiveIntegerField(
-        default=50, validators=[MinValueValidator(1), MaxValueValidator(500)]
+        default=protocol.DEFAULT_MAX_TURNS,
+        validators=[MinValueValidator(1), MaxValueValidator(500)],
     )
     permission_mode = models.CharField(
         max_length=32,
-        default="bypassPermissions",
+        default=protocol.DEFAULT_PERMISSION_MODE,
         choices=[(m, m) for m in PERMISSION_MODES],
     )
     sandbox_backend = models.CharField(
@@ -171,18 +175,11 @@ class Secret(models.Model):
         return crypto.decrypt(self.encrypted_value)
 
 
-class SessionStatus(models.TextChoices):
-    QUEUED = "queued"
-    STARTING = "starting"
-    RUNNING = "running"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-
-FINAL_SESSION_STATUSES = frozenset(
-    {SessionStatus.COMPLETED, SessionStatus.FAILED, SessionStatus.CANCELLED}
+# SessionStatus.QUEUED ... CANCELLED: the protocol's vocabulary, as model choices.
+SessionStatus = models.TextChoices(
+    "SessionStatus", [(status.upper(), status) for status in protocol.SESSION_STATUSES]
 )
+FINAL_SESSION_STATUSES = frozenset(SessionStatus(status) for status in protocol.FINAL_STATUSES)
 LIVE_SESSION_STATUSES = frozenset(set(SessionStatus) - FINAL_SESSION_STATUSES)
 
 

@@ -1,4 +1,4 @@
-"""The pages (DESIGN "Web pages"), included at the site root by studio/urls.py."""
+"""The server-rendered pages, included at the site root by studio/urls.py."""
 
 from django.contrib.auth import views as auth_views
 from django.urls import path

@@ -1,7 +1,7 @@
 """The model gateway's cost per call: a streamed ``POST /v1/messages`` through the studio's
 gateway against the same call straight to the model, measured in the same run.
 
-An embedded studio (``runstudio``: daphne, SQLite; or with ``--production`` the web tier,
+An embedded studio (``runstudio``: uvicorn, SQLite; or with ``--production`` the web tier,
 ``manage.py serve``, on PostgreSQL and Redis) is started with the scripted model's answers as
 its upstream (``scripted_upstream`` below, under uvicorn in its own process: kept-alive
 HTTP/1.1 connections, as Anthropic's API keeps them), and one running session in a ready
@@ -112,7 +112,7 @@ def manage_shell(code: str, env: dict) -> str:
 
 @contextmanager
 def web_tier(extra: dict):
-    """`manage.py serve --processes 1` (daphne, pooled connections) on a throwaway PostgreSQL
+    """`manage.py serve --processes 1` (pooled connections) on a throwaway PostgreSQL
     database and an empty Redis database: the web process as docker-compose runs it. No
     Celery here: only the gateway is measured (and reconciliation would stop the bench's
     sandbox row, which has no real sandbox behind it)."""

@@ -1,7 +1,8 @@
 """Log ingest end to end: HTTP append -> PostgreSQL -> Redis channel layer -> WebSocket.
 
-Against the production web tier this script starts (``manage.py serve``: a daphne process
-per core, pooled database connections, as docker-compose runs it), on a database of its own
+Against the production web tier this script starts (``manage.py serve``: gunicorn with a
+uvicorn worker per core, pooled database connections, as docker-compose runs it), on a
+database of its own
 (``<DATABASE_URL name>_bench``, created and dropped here), measured in the same run:
 
 - throughput: K sessions x N lines posted through ``POST /api/internal/logs/append`` (one
@@ -115,7 +116,7 @@ def make_rows(sessions: int):
 
 
 def start_web(port: int, processes: int) -> subprocess.Popen:
-    """The production web tier: ``manage.py serve`` (daphne processes sharing the port)."""
+    """The production web tier: ``manage.py serve`` (gunicorn's uvicorn workers on the port)."""
     cmd = [sys.executable, "manage.py", "serve", "--port", str(port)]
     return subprocess.Popen(
         [*cmd, "--processes", str(processes)],
@@ -313,7 +314,7 @@ def main() -> None:
     parser.add_argument("--big", type=int, default=1_000_000, help="lines in the big session")
     parser.add_argument("--quick", action="store_true", help="small K/N for a smoke run")
     parser.add_argument(
-        "--web-processes", type=int, default=os.cpu_count(), help="daphne processes (serve)"
+        "--web-processes", type=int, default=os.cpu_count(), help="web processes (serve)"
     )
     parser.add_argument("--keep", action="store_true", help="keep the bench database")
     parser.add_argument("--out", help="also write the JSON here")

@@ -19,7 +19,8 @@ studio, ``--baseline-runs`` times, medians):
 
 Runs start only once the sandboxes are idle (their warm run process is ready), so deploys and
 warm-up are measured apart from the runs. Embedded studio (``runstudio``, SQLite, in-memory
-layer) by default; ``--production`` runs daphne + ``celery -A studio worker`` + ``celery beat``
+layer) by default; ``--production`` runs ``manage.py serve`` (gunicorn, uvicorn workers) +
+``celery -A studio worker`` + ``celery beat``
 against PostgreSQL and Redis, on a throwaway database and an empty Redis database.
 
 Prints ``{"name": "load", "metrics", "baseline", "ratio", "targets", "ok", ...}`` and writes it
@@ -56,10 +57,11 @@ if str(ROOT) not in sys.path:
 import httpx  # noqa: E402
 import websockets  # noqa: E402
 
+from agent_runtime.protocol import FINAL_STATUSES  # noqa: E402
 from bench.common import embedded_studio, emit, pct  # noqa: E402
 
 MARKER = "[[load]]"
-FINAL = ("completed", "failed", "cancelled")
+
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 SANDBOX_MARKER = "AGENT_STUDIO_SANDBOX"  # sandboxes.backends.local.MARKER (no Django here)
 TARGETS = {
@@ -157,7 +159,7 @@ def _free_redis_db(url: str) -> str:
 
 @contextmanager
 def production(extra_env: dict[str, str]):
-    """daphne + celery worker + celery beat on a throwaway PostgreSQL database."""
+    """``manage.py serve`` + celery worker + celery beat on a throwaway PostgreSQL database."""
     import psycopg
     import redis
 
@@ -196,7 +198,7 @@ def production(extra_env: dict[str, str]):
         token = _make_token(env)
         celery = [py, "-m", "celery", "-A", "studio"]
         commands = {
-            # The web tier as docker-compose runs it: a daphne process per core, pooled.
+            # The web tier as docker-compose runs it: gunicorn, a uvicorn worker per core, pooled.
             "web": ["env", "DATABASE_POOL=true", py, "manage.py", "serve", "--port", str(port)],
             "worker": [*celery, "worker", "--loglevel=WARNING", "--concurrency=4"],
             "beat": [
@@ -487,7 +489,7 @@ async def watch(
                         run.state = message["session"]
                     top = max((line["seq"] for line in run.lines), default=0)
                     last = run.state.get("last_seq") or 0
-                    final = run.state.get("status") in FINAL
+                    final = run.state.get("status") in FINAL_STATUSES
                     if done_at is None and final and top >= last > 0:
                         done_at = time.monotonic() + linger
         except Exception as exc:  # a broken socket is a finding, not a crash of the bench
@@ -913,7 +915,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=20, help="concurrent runs (default 20)")
     parser.add_argument("--baseline-runs", type=int, default=3, help="solo runs (medians)")
     parser.add_argument("--quick", action="store_true", help="5 runs, 1 solo, a short script")
-    parser.add_argument("--production", action="store_true", help="daphne + celery + PG/Redis")
+    parser.add_argument("--production", action="store_true", help="serve + celery + PG/Redis")
     parser.add_argument("--timeout", type=float, default=300, help="seconds per session")
     parser.add_argument("--sample", type=float, default=1.0, help="/proc sampling interval")
     parser.add_argument("--out")

@@ -83,8 +83,9 @@ def run_one(name: str, quick: bool, timeout: float, workdir: Path) -> dict:
     script, args, quick_args, services = BENCHMARKS[name]
     out = workdir / f"{name}.json"
     log = workdir / f"{name}.log"
-    command = [sys.executable, str(ROOT / "bench" / script), *(quick_args if quick else args)]
-    command += ["--out", str(out)]
+    # Relative to the repository (the cwd below), so the record names no path of this machine.
+    arguments = [f"bench/{script}", *(quick_args if quick else args)]
+    command = [sys.executable, *arguments, "--out", str(out)]
     env = dict(os.environ)
     for var, default in LOCAL_SERVICES.items():
         if services:
@@ -103,7 +104,7 @@ def run_one(name: str, quick: bool, timeout: float, workdir: Path) -> dict:
         except subprocess.TimeoutExpired:
             returncode, error = None, f"timed out after {timeout:.0f}s"
     run = {
-        "command": " ".join([Path(command[0]).name, *command[1:-2]]),
+        "command": " ".join(["python", *arguments]),
         "seconds": round(time.monotonic() - started, 1),
         "returncode": returncode,
         "load_average_before": before,

@@ -115,7 +115,7 @@ class AgentLogsView(APIView):
 
 
 class LogAppendView(APIView):
-    """Sandboxes append lines here with their session's bearer token (DESIGN "Ingest").
+    """Sandboxes append lines here with their session's bearer token (docs/protocol.md).
 
     No session or CSRF auth, no user throttle: the HMAC token is the credential, bound to
     the body's session id. Order, each before any later work: 401 bad header, 413 body

@@ -23,8 +23,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import sys
-import threading
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -89,26 +87,32 @@ def publish_agent_event(agent_id, payload: dict[str, Any]) -> None:
     _on_commit([agent_group(agent_id)], {"type": "agent.event", "event": payload})
 
 
-def _in_memory_layer_loop(layer):
-    """The embedded studio's server loop, when publishing to the in-memory layer from a
-    thread of its own (a Celery worker thread). That layer's queues belong to the server's
-    loop: a message put from another loop would not wake the socket waiting on it."""
-    if not isinstance(layer, InMemoryChannelLayer):
-        return None
-    server = sys.modules.get("daphne.server")
-    loop = getattr(server, "twisted_loop", None)
-    if loop is None or not loop.is_running():
+# The embedded studio's server loop (see use_server_loop), or None.
+_server_loop: asyncio.AbstractEventLoop | None = None
+
+
+def use_server_loop(loop: asyncio.AbstractEventLoop | None) -> None:
+    """Name the event loop the embedded studio serves WebSockets on (``runstudio`` calls it
+    with the loop it runs, before anything publishes; None forgets it).
+
+    The in-memory channel layer's queues belong to that loop: a message put from another
+    loop (``async_to_sync`` in a Celery worker thread makes one of its own) would not wake
+    the socket waiting on it. With the Redis layer (production) the loop does not matter.
+    """
+    global _server_loop
+    _server_loop = loop
+
+
+def _in_memory_layer_loop(layer) -> asyncio.AbstractEventLoop | None:
+    """The loop to publish on from this thread, when it must be the server's."""
+    loop = _server_loop
+    if not isinstance(layer, InMemoryChannelLayer) or loop is None or not loop.is_running():
         return None
     try:
         asyncio.get_running_loop()
-        return None  # already on a loop: async_to_sync hands over correctly
     except RuntimeError:
-        pass
-    return None if _on_loop_thread(loop) else loop
-
-
-def _on_loop_thread(loop) -> bool:
-    return getattr(loop, "_thread_id", None) == threading.get_ident()
+        return loop  # a thread with no loop of its own: a worker or a request thread
+    return None  # on a running loop (the server's own thread): async_to_sync refuses there
 
 
 def _on_commit(groups: list[str], message: dict[str, Any]) -> None:

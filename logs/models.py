@@ -2,18 +2,10 @@ from __future__ import annotations
 
 from django.db import models
 
+from agent_runtime import protocol
 
-class LogKind(models.TextChoices):
-    STATUS = "status"
-    SYSTEM = "system"
-    ASSISTANT = "assistant"
-    THINKING = "thinking"
-    TOOL_USE = "tool_use"
-    TOOL_RESULT = "tool_result"
-    RESULT = "result"
-    STDOUT = "stdout"
-    STDERR = "stderr"
-    ERROR = "error"
+# LogKind.STATUS ... ERROR: the protocol's line kinds, as model choices.
+LogKind = models.TextChoices("LogKind", [(kind.upper(), kind) for kind in protocol.LINE_KINDS])
 
 
 class LogLine(models.Model):

@@ -20,12 +20,13 @@ import orjson
 from rest_framework import serializers
 from rest_framework.exceptions import ParseError
 
+from agent_runtime import protocol
 from agents.models import Session, SessionStatus
 from logs import jsonio
 from logs.models import LogKind, LogLine
 from studio.errors import ValidationFailed
 
-MAX_BATCH_LINES = 1000
+MAX_BATCH_LINES = protocol.MAX_BATCH_LINES
 MAX_LINE_CHARS = 64 * 1024
 TRUNCATION_MARKER = "… [truncated {n} chars]"
 _KINDS = frozenset(LogKind.values)

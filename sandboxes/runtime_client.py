@@ -1,4 +1,4 @@
-"""The studio's client for agent_runtime inside a sandbox (DESIGN "Agent runtime")."""
+"""The studio's client for agent_runtime inside a sandbox (docs/protocol.md)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import time
 
 import requests
 
+from agent_runtime.protocol import PROTOCOL_VERSION
 from studio import tokens
 
 
@@ -16,6 +17,19 @@ class RuntimeUnavailable(Exception):
         super().__init__(message)
         self.message = message
         self.status = status
+
+
+class ProtocolMismatch(RuntimeUnavailable):
+    """The runtime answers, but speaks another version of the wire protocol."""
+
+
+def _check_protocol(health: dict) -> None:
+    version = health.get("protocol", 1)
+    if version != PROTOCOL_VERSION:
+        raise ProtocolMismatch(
+            f"The sandbox runtime speaks protocol version {version!r} and this studio "
+            f"{PROTOCOL_VERSION}: rebuild the sandbox template (manage.py build_template)."
+        )
 
 
 class RuntimeClient:
@@ -48,14 +62,22 @@ class RuntimeClient:
         return self._call("GET", "/health")
 
     def wait_healthy(self, *, timeout: float) -> dict:
-        """Poll /health until it answers healthy, or raise after `timeout` seconds."""
+        """Poll /health until it answers healthy, or raise after `timeout` seconds.
+
+        A runtime that reports another protocol version (an E2B template built from other
+        code) is refused at once: it would misread the runs sent to it. One that reports
+        none predates the field and speaks version 1.
+        """
         deadline = time.monotonic() + timeout
         pause = 0.01
         while True:
             try:
                 body = self._call("GET", "/health")
                 if body.get("status") == "healthy":
+                    _check_protocol(body)
                     return body
+            except ProtocolMismatch:
+                raise
             except RuntimeUnavailable:
                 pass
             if time.monotonic() >= deadline:
@@ -69,9 +91,6 @@ class RuntimeClient:
 
     def execute(self, body: dict) -> dict:
         return self._call("POST", "/execute", json=body)
-
-    def session(self, session_id) -> dict:
-        return self._call("GET", f"/sessions/{session_id}")
 
     def cancel(self, session_id) -> dict:
         return self._call("POST", f"/sessions/{session_id}/cancel")

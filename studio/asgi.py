@@ -27,8 +27,12 @@ class OneHopASGIHandler(ASGIHandler):
     for each request (and another to join it), each start holding up the event loop until
     the new thread runs, and each thread opening its database connection anew.
 
-    A request runs in a single-thread executor taken from the idle ones (made when there
-    is none) and given back after the request; ``IDLE_THREADS`` are kept. A thread keeps its
+    So the chain is built synchronously (``load_middleware(is_async=False)``, as Django's
+    WSGIHandler builds it) and ``get_response_async`` runs the sync ``get_response`` in one
+    ``sync_to_async`` call: the public methods Django's two handlers share, no private
+    attribute. A request runs in a single-thread executor taken from the idle ones (made
+    when there is none) and given back after the request, handed to asgiref's public
+    ``ThreadSensitiveContext(executor=...)``; ``IDLE_THREADS`` are kept. A thread keeps its
     database connection between requests as Django's CONN_MAX_AGE says, and Django's
     request_finished signal runs in the request's own thread, so it closes (or gives back
     to the pool) that thread's connection. So a web process holds at most as many database
@@ -39,29 +43,31 @@ class OneHopASGIHandler(ASGIHandler):
 
     def __init__(self):
         super().__init__()
-        self._idle: list[ThreadPoolExecutor] = []
+        self.idle: list[ThreadPoolExecutor] = []
 
     def load_middleware(self, is_async=False):
         super().load_middleware(is_async=False)
-        self._middleware_chain = sync_to_async(self._middleware_chain, thread_sensitive=True)
+
+    async def get_response_async(self, request):
+        return await sync_to_async(self.get_response, thread_sensitive=True)(request)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await super().__call__(scope, receive, send)
-        executor = self._idle.pop() if self._idle else ThreadPoolExecutor(1, "request")
+        executor = self.idle.pop() if self.idle else ThreadPoolExecutor(1, "request")
         try:
             async with ThreadSensitiveContext(executor=executor):
                 await super().__call__(scope, receive, send)
         finally:
-            if len(self._idle) < self.IDLE_THREADS:
-                self._idle.append(executor)
+            if len(self.idle) < self.IDLE_THREADS:
+                self.idle.append(executor)
             else:
                 _retire(executor)
 
     def close_idle_threads(self) -> None:
         """End the idle threads, closing their database connections first."""
-        while self._idle:
-            _retire(self._idle.pop())
+        while self.idle:
+            _retire(self.idle.pop())
 
 
 def _retire(executor: ThreadPoolExecutor) -> None:

@@ -14,6 +14,7 @@ import zoneinfo
 from datetime import timedelta
 from pathlib import Path
 
+from agent_runtime import protocol
 from studio.dburl import database_from_url
 from studio.env import (
     ConfigError,
@@ -288,8 +289,9 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {
         "SandboxBackendEnum": "agents.models.SANDBOX_BACKENDS",
-        # Sessions and run reports both have a `status` of these choices.
+        # Sessions and sandboxes both have a `status`: one name each.
         "SessionStatusEnum": "agents.models.SessionStatus",
+        "SandboxStatusEnum": "sandboxes.models.SandboxStatus",
     },
 }
 
@@ -354,7 +356,9 @@ SANDBOX_COST_PER_SECOND = (
     env_float("SANDBOX_COST_PER_SECOND", 0.0, minimum=0) if _FLAT_COST else None
 )
 SANDBOX_MAX_LIVE_PER_USER = env_int("SANDBOX_MAX_LIVE_PER_USER", 5, minimum=1)
-SESSION_TIMEOUT_SECONDS = env_int("SESSION_TIMEOUT_SECONDS", 1800, minimum=10)
+SESSION_TIMEOUT_SECONDS = env_int(
+    "SESSION_TIMEOUT_SECONDS", protocol.DEFAULT_TIMEOUT_SECONDS, minimum=10
+)
 # How a sandbox reaches the studio. Unset in embedded mode, `runstudio` points it at the
 # address it serves on (so `make run PORT=8100` works); production must set it for E2B.
 BACKEND_API_URL_SET = bool(env_str("BACKEND_API_URL"))

@@ -21,7 +21,7 @@ def _hmac(message: str) -> str:
 
 
 def session_token(session_id) -> str:
-    """Bearer token with which a sandbox appends log lines for one session (DESIGN "Ingest")."""
+    """Bearer token with which a sandbox appends log lines for one session (docs/protocol.md)."""
     return _hmac(str(session_id))
 
 

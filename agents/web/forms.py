@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 
+from agent_runtime import protocol
 from agents.models import DEFAULT_TOOLS, KNOWN_TOOLS, PERMISSION_MODES, Agent
 from agents.serializers import AgentInputSerializer
 
@@ -40,8 +41,8 @@ class AgentForm:
         if agent is None:
             return {
                 **dict.fromkeys(SCALARS, ""),
-                "permission_mode": "bypassPermissions",
-                "max_turns": 50,
+                "permission_mode": protocol.DEFAULT_PERMISSION_MODE,
+                "max_turns": protocol.DEFAULT_MAX_TURNS,
                 "timeout_seconds": 1800,
                 "allowed_tools": list(DEFAULT_TOOLS),
                 "env_text": "",

@@ -11,6 +11,8 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from agent_runtime import protocol
+from agent_runtime.protocol import INGEST_PATH
 from agents.models import FINAL_SESSION_STATUSES, Agent, Session, SessionStatus
 from gateway.budgets import budget_enforce
 from logs.events import publish_session
@@ -33,7 +35,6 @@ MAX_PROMPT_CHARS = 100_000
 CREATE_WAIT_SECONDS = 60
 # A started session from which nothing arrives within this long is diagnosed.
 SILENCE_SECONDS = 60
-INGEST_PATH = "/api/internal/logs/append"
 
 
 def session_execute(*, agent: Agent, prompt: str, env: dict[str, str], resume=None) -> Session:
@@ -111,10 +112,10 @@ def session_start(*, session_id) -> Session | None:
         return session_fail(session=session, message=f"The sandbox is not available: {reason}")
     agent = session.agent
     notices = troubleshoot.browser_notices(agent=agent, sandbox=sandbox)
-    body = {
-        "session_id": str(session.pk),
-        "prompt": session.prompt,
-        "options": {
+    body = protocol.execute_request(
+        session_id=str(session.pk),
+        prompt=session.prompt,
+        options={
             "system_prompt": agent.system_prompt,
             "model": agent.model,
             "allowed_tools": agent.allowed_tools,
@@ -124,18 +125,18 @@ def session_start(*, session_id) -> Session | None:
             "timeout_seconds": settings.SESSION_TIMEOUT_SECONDS,
             "notices": notices,
         },
-        "env": {
+        env={
             **{k: str(v) for k, v in (agent.env or {}).items()},
             **{s.name: s.reveal() for s in agent.secrets.all()},
             **session.reveal_env(),
             # The model gateway's URL and this session's credential; never the real key.
             **sandbox_model_env(session_id=session.pk),
         },
-        "ingest": {
+        ingest={
             "url": settings.BACKEND_API_URL.rstrip("/") + INGEST_PATH,
             "token": tokens.session_token(session.pk),
         },
-    }
+    )
     with transaction.atomic():
         updated = Session.objects.filter(pk=session.pk, status=SessionStatus.QUEUED).update(
             status=SessionStatus.STARTING, started_at=timezone.now()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import time
 
+from agent_runtime.protocol import FINAL_STATUSES
+
 
 def wait_for(predicate, *, timeout: float = 30.0, interval: float = 0.05, what: str = ""):
     deadline = time.monotonic() + timeout
@@ -33,7 +35,7 @@ def deploy_ready(api, agent_id, *, timeout: float = 30.0) -> dict:
 def session_done(api, session_id, *, timeout: float = 60.0) -> dict:
     def done():
         body = api.get(f"/api/sessions/{session_id}/").json()
-        return body if body["status"] in ("completed", "failed", "cancelled") else None
+        return body if body["status"] in FINAL_STATUSES else None
 
     return wait_for(done, timeout=timeout, what=f"session {session_id} to finish")
 

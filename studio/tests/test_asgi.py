@@ -27,7 +27,7 @@ async def test_sequential_requests_reuse_one_thread():
         for _ in range(20):
             assert (await client.get("/healthz")).status_code == 200
         assert _threads() - before == set()
-        assert len(handler._idle) == 1
+        assert len(handler.idle) == 1
     handler.close_idle_threads()
 
 
@@ -41,5 +41,5 @@ async def test_concurrent_requests_get_threads_of_their_own_and_the_idle_ones_ar
     ) as client:
         answers = await asyncio.gather(*(client.get("/healthz") for _ in range(8)))
     assert [a.status_code for a in answers] == [200] * 8
-    assert len(handler._idle) <= 3
+    assert len(handler.idle) <= 3
     handler.close_idle_threads()

@@ -1,7 +1,9 @@
-"""`manage.py serve`: several daphne processes on one port, each replaced when it dies."""
+"""`manage.py serve`: gunicorn's uvicorn workers on one port, each replaced when it dies,
+serving HTTP and WebSockets; the Dockerfile and docker-compose start the same command."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -11,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import requests
+import yaml
 
 from studio.testing.servers import ROOT, free_port, studio_process
 
@@ -63,9 +66,56 @@ def test_it_serves_from_each_process_and_replaces_one_that_dies(settings):
         assert victim not in now
         wait_for(lambda: all(_ok(base) for _ in range(10)))
 
+        assert "gunicorn" in Path(f"/proc/{proc.pid}/cmdline").read_text()  # exec'd in place
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0
         assert not any(Path(f"/proc/{pid}").exists() for pid in now)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_socket_through_serve_gets_the_lines_ingested_through_it(settings, user, make_session):
+    if settings.EMBEDDED:
+        pytest.skip("serve runs in production mode only (Redis, PostgreSQL)")
+    from rest_framework.authtoken.models import Token
+    from websockets.sync.client import connect
+
+    from studio.tokens import session_token
+
+    session = make_session(status="running")
+    key = Token.objects.create(user=user).key
+    env = {"DATABASE_POOL": "true", "DEBUG": "false", "SECURE_SSL_REDIRECT": "false"}
+    with (
+        studio_process("serve", "--processes", "2", env=env) as (base, _proc),
+        connect(
+            base.replace("http", "ws", 1) + f"/ws/sessions/{session.pk}/",
+            additional_headers={"Authorization": f"Token {key}"},
+            origin=base,
+            open_timeout=10,
+        ) as ws,
+    ):
+        assert json.loads(ws.recv(timeout=10))["type"] == "session"
+        line = {"seq": 1, "kind": "stdout", "text": "hello", "ts": "2026-01-01T00:00:00Z"}
+        res = requests.post(
+            base + "/api/internal/logs/append",
+            json={"session_id": str(session.pk), "lines": [line]},
+            headers={"Authorization": f"Bearer {session_token(session.pk)}"},
+            timeout=10,
+        )
+        assert res.status_code == 200, res.text
+        message = json.loads(ws.recv(timeout=10))
+        while message["type"] == "heartbeat":
+            message = json.loads(ws.recv(timeout=10))
+        assert message["type"] == "lines"
+        assert [x["text"] for x in message["lines"]] == ["hello"]
+
+
+def test_the_image_and_compose_start_the_same_web_command():
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    cmd = json.loads(next(x for x in dockerfile.splitlines() if x.startswith("CMD "))[4:])
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    web = compose["services"]["web"]["command"]
+    assert "exec " + " ".join(cmd) in web
+    assert cmd[:3] == ["python", "manage.py", "serve"]
 
 
 def _ok(base: str) -> bool:

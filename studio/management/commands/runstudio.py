@@ -1,12 +1,16 @@
 """`manage.py runstudio`: the whole studio in one process (embedded mode).
 
-An ASGI server for HTTP and WebSockets (daphne), a Celery worker and the beat scheduler in
-threads beside it. Nothing else needs to run.
+An ASGI server for HTTP and WebSockets (uvicorn, on this process's main thread), a Celery
+worker and the beat scheduler in threads beside it. Nothing else needs to run. The loop the
+server runs on is handed to ``logs.events`` before it serves: the in-memory channel layer's
+sockets live on it, and the worker threads publish to them there.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import signal
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
@@ -36,10 +40,12 @@ class Command(BaseCommand):
         if settings.EMBEDDED and not settings.BACKEND_API_URL_SET:
             # Sandboxes on this machine post their logs to wherever this process listens.
             settings.BACKEND_API_URL = served_url(host, port)
-        from daphne.server import Server
+        import uvicorn
 
+        from logs.events import use_server_loop
         from studio.asgi import application
         from studio.celery import app
+        from studio.serving import UVICORN_OPTIONS
 
         worker = None
         if not no_worker:
@@ -58,20 +64,39 @@ class Command(BaseCommand):
             + f"\n  sandboxes reach the studio at BACKEND_API_URL={settings.BACKEND_API_URL}"
         )
         self.stdout.flush()
+        # Django's LOGGING stays in charge (log_config=None); uvicorn says only what went wrong.
+        config = uvicorn.Config(
+            application,
+            host=host,
+            port=port,
+            log_config=None,
+            log_level="warning",
+            access_log=False,
+            **UVICORN_OPTIONS,
+        )
+        server = uvicorn.Server(config)
+
+        async def serve() -> None:
+            use_server_loop(asyncio.get_running_loop())
+            try:
+                await server.serve()
+            finally:
+                use_server_loop(None)
+
+        # uvicorn stops gracefully on SIGTERM, then raises it again: end with exit code 0
+        # through the finally below, so the worker stops too.
+        signal.signal(signal.SIGTERM, _exit)
         try:
-            Server(
-                application=application,
-                endpoints=[f"tcp:port={port}:interface={host}"],
-                signal_handlers=True,
-                verbosity=0,
-                application_close_timeout=5,
-                # A busy machine (sandboxes share its cores) can take seconds to answer a
-                # WebSocket handshake; daphne's 5 s default then drops the terminal.
-                websocket_handshake_timeout=20,
-            ).run()
+            asyncio.run(serve())
+        except KeyboardInterrupt:
+            pass
         finally:
             if worker is not None:
                 worker.stop()
+
+
+def _exit(signum, frame) -> None:
+    raise SystemExit(0)
 
 
 def served_url(host: str, port: int) -> str:
