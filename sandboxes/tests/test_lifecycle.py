@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.utils import timezone
 
 from agents.models import Session
 from sandboxes.backends import get_backend, override_backend
 from sandboxes.backends.base import CreateSpec
-from sandboxes.backends.local import MARKER, LocalBackend
-from sandboxes.backends.local_jail import find_processes, proc_cmdline
+from sandboxes.backends.local import LocalBackend
+from sandboxes.backends.local_jail import proc_cmdline, processes_of_uid
 from sandboxes.models import Sandbox
 from sandboxes.services.lifecycle import sandboxes_reap, sandboxes_reconcile
 from sandboxes.services.sessions import sessions_diagnose_silent
@@ -35,11 +38,13 @@ def test_cancel_kills_the_run_and_ends_the_session(live_studio, scripted_model, 
     agent_id = create_agent(api)
 
     def processes() -> str:
-        # Seen from the host: an exec runs in a jail of its own and cannot see the run.
-        pids = find_processes(arg=sandbox_id, env_marker=f"{MARKER}={sandbox_id}")
-        return "\n".join(" ".join(proc_cmdline(pid)) for pid in pids)
+        # Seen from the host, by the sandbox's own host uid (every process of the sandbox
+        # runs as it): an exec runs in a jail of its own and cannot see the run.
+        return "\n".join(" ".join(proc_cmdline(pid)) for pid in processes_of_uid(uid))
 
     sandbox_id = deploy_ready(api, agent_id)["id"]
+    state = Path(settings.SANDBOX_DATA_DIR) / "sandboxes" / sandbox_id / "state.json"
+    uid = json.loads(state.read_text())["uid"]
     session_id = execute(api, agent_id, "[[slow]] go")
     wait_for(
         lambda: any(line["kind"] == "tool_use" for line in all_lines(api, session_id)),
