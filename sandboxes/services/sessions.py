@@ -214,6 +214,8 @@ def _finish(session: Session, status: str, message: str, *, line: bool = True) -
         if session.status in FINAL_SESSION_STATUSES:
             return session
         session.status = status
+        # The message may quote sandbox output (a runtime's refusal): masked like a line.
+        message = redactor_for_session(session).text(message) if message else message
         session.error = "" if status == SessionStatus.CANCELLED else message
         session.finished_at = timezone.now()
         session.save(update_fields=["status", "error", "finished_at"])
