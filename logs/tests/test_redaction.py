@@ -257,17 +257,15 @@ def test_the_session_redactor_knows_the_credentials_handed_to_its_sandbox(agent,
     assert redactor_for_sandbox(sandbox).text(text) == "*** *** *** ***"
 
 
-def test_a_credential_the_studio_starts_handing_out_is_masked_once_minted(
-    agent, make_session, monkeypatch
-):
-    """The gateway's per-session credential (tokens.gateway_token, from the gateway branch)
-    joins every redactor through sandbox_credentials, the one list."""
+def test_the_model_gateway_credential_is_masked_in_its_sessions_output(agent, make_session):
+    """The gateway's per-session credential joins every redactor through
+    sandbox_credentials, the one list."""
     from studio import tokens
 
-    monkeypatch.setattr(tokens, "gateway_token", lambda sid: f"gw-{sid}-credential", raising=False)
     session = make_session()
-    assert redactor_for_session(session).text(f"key gw-{session.pk}-credential") == "key ***"
-    assert f"gw-{session.pk}-credential" in sandbox_credentials(session_id=session.pk)
+    credential = tokens.model_token(session.pk)
+    assert redactor_for_session(session).text(f"key {credential}") == "key ***"
+    assert credential in sandbox_credentials(session_id=session.pk)
 
 
 def test_a_line_the_studio_writes_is_redacted_too(agent, make_session):
