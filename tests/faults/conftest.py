@@ -255,11 +255,21 @@ def assert_complete_log(lines: list[dict]) -> None:
 
 
 def sandbox_processes(sandbox_id: str) -> list[int]:
-    """Live processes started in a sandbox (they inherit the marker variable)."""
+    """Live processes of a sandbox: in a jail, every process sits in the sandbox's own
+    cgroup (`agent-studio/<sandbox id>`), however it forked; without a jail they inherit
+    the marker variable."""
+    cgroup = f"/agent-studio/{sandbox_id}".encode()
     found = []
     for entry in os.listdir("/proc"):
         pid = int(entry) if entry.isdigit() else 0
-        if pid and proc_environ(pid).get(MARKER) == sandbox_id and proc_start_time(pid):
+        if not pid or not proc_start_time(pid):
+            continue
+        try:
+            with open(f"/proc/{pid}/cgroup", "rb") as f:
+                in_cgroup = any(line.rstrip().endswith(cgroup) for line in f)
+        except OSError:
+            continue
+        if in_cgroup or proc_environ(pid).get(MARKER) == sandbox_id:
             found.append(pid)
     return found
 
