@@ -50,8 +50,14 @@ def test_a_worker_killed_mid_provision_leaves_one_ready_sandbox_and_no_leaked_ja
     state_path = studio_data / "sandboxes" / sandbox_id / "state.json"
 
     # Kill the worker once the jail exists but before the runtime answered: mid-provision.
+    def jail_started() -> bool:
+        # The state file is written before the jail starts (it claims the uid), and gets
+        # the jail's pid once it runs.
+        started = state_path.exists() and json.loads(state_path.read_text()).get("pid")
+        return bool(started) and Sandbox.objects.get(pk=sandbox_id).status == "creating"
+
     wait_for(
-        lambda: state_path.exists() and Sandbox.objects.get(pk=sandbox_id).status == "creating",
+        jail_started,
         timeout=30,
         interval=0.005,
         what="the jail to exist while the row is creating",
